@@ -1,0 +1,239 @@
+// Package app wires the console together for each subcommand: it opens the
+// database, applies migrations, builds the services and serves HTTP.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/config"
+	"voucherconsole/internal/database"
+	"voucherconsole/internal/handlers"
+	"voucherconsole/internal/i18n"
+	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/models"
+	"voucherconsole/internal/users"
+)
+
+// NewLogger builds the process logger from the settings.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenDatabase opens the configured database and applies pending migrations.
+func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (*database.DB, error) {
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n, err := db.Migrate(ctx, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if n > 0 {
+		logger.Info("database migrated", "migrations_applied", n, "dialect", db.Dialect)
+	}
+	return db, nil
+}
+
+func usersService(cfg config.Config, db *database.DB) *users.Service {
+	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout}
+}
+
+// sessionStore builds the cookie store. Cookies are signed and encrypted with
+// keys derived from the session secret: from CONSOLE_SESSION_KEY, or else a
+// random secret generated once and kept (mode 0600) in the data directory.
+func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
+	secret := []byte(cfg.SessionKey)
+	if len(secret) == 0 {
+		path := filepath.Join(cfg.DataDir, "session.key")
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			secret = []byte(strings.TrimSpace(string(data)))
+		case errors.Is(err, os.ErrNotExist):
+			var b [32]byte
+			_, _ = rand.Read(b[:])
+			secret = []byte(hex.EncodeToString(b[:]))
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, secret, 0o600); err != nil {
+				return nil, fmt.Errorf("keep session key: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("read session key: %w", err)
+		}
+	}
+	if len(secret) < 32 {
+		return nil, errors.New("session key must be at least 32 bytes")
+	}
+	hashKey := sha256.Sum256(append([]byte("console-session-auth:"), secret...))
+	blockKey := sha256.Sum256(append([]byte("console-session-enc:"), secret...))
+	store := sessions.NewCookieStore(hashKey[:], blockKey[:])
+	store.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   12 * 60 * 60,
+		HttpOnly: true,
+		Secure:   cfg.BehindTLS,
+		SameSite: http.SameSiteLaxMode,
+	}
+	store.MaxAge(store.Options.MaxAge)
+	return store, nil
+}
+
+// Console is a running console's parts, for Serve and for tests.
+type Console struct {
+	Config  config.Config
+	DB      *database.DB
+	Server  *handlers.Server
+	Logger  *slog.Logger
+	Users   *users.Service
+	closers []func()
+}
+
+// Build opens the database, migrates it and assembles the HTTP server.
+func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Console, error) {
+	db, err := OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	store, err := sessionStore(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	us := usersService(cfg, db)
+	srv := handlers.New(handlers.Deps{
+		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
+		Logger: logger, Metrics: metrics.New(),
+	})
+	return &Console{Config: cfg, DB: db, Server: srv, Logger: logger, Users: us, closers: []func(){func() { db.Close() }}}, nil
+}
+
+// Close releases what Build opened.
+func (c *Console) Close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		c.closers[i]()
+	}
+}
+
+// Serve runs the console until ctx ends (SIGTERM/SIGINT), then shuts down
+// gracefully. On first start with no users it creates the admin account and
+// prints its one-time password once to out.
+func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
+	c, err := Build(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pw, err := c.Users.EnsureInitialAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("initial admin: %w", err)
+	}
+	if pw != "" {
+		fmt.Fprintf(out, "\n首次启动：已创建管理员账号 admin，一次性密码（仅显示这一次，登录后须修改）：\n"+
+			"First start: created the admin account; its one-time password (shown only now, must be changed at first sign-in):\n\n"+
+			"    username: admin\n    password: %s\n\n", pw)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           c.Server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("console listening", "url", "http://"+ln.Addr().String(), "config", cfg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// Migrate applies pending migrations and reports how many ran.
+func Migrate(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
+	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.Migrate(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintln(out, "database is up to date; no migrations applied")
+	} else {
+		fmt.Fprintf(out, "applied %d migrations\n", n)
+	}
+	return nil
+}
+
+// AddUser creates a user from the command line.
+func AddUser(ctx context.Context, cfg config.Config, logger *slog.Logger, username string, roleNames []string, password string) error {
+	var rs []models.Role
+	for _, n := range roleNames {
+		r, ok := models.ParseRole(n)
+		if !ok {
+			return fmt.Errorf("unknown role %q (operator, manager, support, admin)", n)
+		}
+		rs = append(rs, r)
+	}
+	db, err := OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	actor := "console user add"
+	if u := os.Getenv("USER"); u != "" {
+		actor += " (" + u + ")"
+	}
+	_, err = usersService(cfg, db).Add(ctx, audit.Context{Actor: actor}, username, password, rs, false)
+	return err
+}
+
+// VerifyAudit checks the audit chain; it returns whether it is intact.
+func VerifyAudit(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) (bool, error) {
+	db, err := OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	res, err := audit.Verify(ctx, db.Gorm)
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintln(out, res.String())
+	return res.Intact, nil
+}

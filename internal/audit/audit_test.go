@@ -1,0 +1,227 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/database"
+	"voucherconsole/internal/testdb"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testdb.CleanupTemplate()
+	os.Exit(code)
+}
+
+func rec(i int) audit.Record {
+	return audit.Record{
+		Actor:      fmt.Sprintf("user%d", i%3),
+		ActorRoles: []string{"operator"},
+		Action:     audit.ActionSignIn,
+		TargetType: audit.TargetUser,
+		TargetID:   fmt.Sprint(i),
+		Outcome:    audit.Success,
+		ClientIP:   "127.0.0.1",
+		UserAgent:  "test, \"agent\"\nline",
+		RequestID:  fmt.Sprintf("req-%d", i),
+		Detail:     map[string]any{"n": i, "password": "must-not-be-stored"},
+	}
+}
+
+func TestAppendAndVerify(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		res, err := audit.Verify(ctx, db.Gorm)
+		if err != nil || !res.Intact || res.Checked != 0 {
+			t.Fatalf("empty log: %+v %v", res, err)
+		}
+		for i := range 5 {
+			if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err = audit.Verify(ctx, db.Gorm)
+		if err != nil || !res.Intact || res.Checked != 5 || res.LastSeq != 5 {
+			t.Fatalf("verify: %+v %v", res, err)
+		}
+		var e audit.Entry
+		if err := db.Gorm.Where("seq = 1").Take(&e).Error; err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(e.Detail, "must-not-be-stored") {
+			t.Fatalf("a password reached the audit row: %s", e.Detail)
+		}
+		if e.PrevHash != audit.GenesisHash || len(e.Hash) != 64 {
+			t.Fatalf("first entry chain fields: %q %q", e.PrevHash, e.Hash)
+		}
+	})
+}
+
+// The append runs inside the caller's transaction: a rollback leaves no entry.
+func TestAppendRollsBackWithCaller(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		tx := db.Gorm.Begin()
+		if _, err := audit.Append(ctx, tx, time.Now(), rec(1)); err != nil {
+			t.Fatal(err)
+		}
+		tx.Rollback()
+		var n int64
+		db.Gorm.Model(&audit.Entry{}).Count(&n)
+		if n != 0 {
+			t.Fatalf("%d entries after rollback", n)
+		}
+	})
+}
+
+func TestDatabaseRefusesUpdateAndDelete(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range []string{
+			"UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1",
+			"DELETE FROM audit_entries WHERE seq = 1",
+		} {
+			if err := db.Gorm.Exec(stmt).Error; err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Errorf("%s: err = %v, want the append-only refusal", stmt, err)
+			}
+		}
+		if db.Dialect == database.Postgres {
+			if err := db.Gorm.Exec("TRUNCATE audit_entries").Error; err == nil {
+				t.Error("TRUNCATE was allowed")
+			}
+		}
+	})
+}
+
+// dropGuard removes the append-only triggers, as someone with direct database
+// access could, so a test can tamper with the log.
+func dropGuard(t *testing.T, db *database.DB) {
+	t.Helper()
+	stmts := []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete"}
+	if db.Dialect == database.Postgres {
+		stmts = []string{"DROP TRIGGER audit_entries_append_only ON audit_entries"}
+	}
+	for _, s := range stmts {
+		if err := db.Gorm.Exec(s).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	cases := []struct {
+		name    string
+		tamper  string
+		broken  int64
+		problem audit.Problem
+	}{
+		{"altered field", "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3", 3, audit.ProblemHash},
+		{"altered and rehashed", "UPDATE audit_entries SET hash = '" + strings.Repeat("a", 64) + "' WHERE seq = 3", 3, audit.ProblemHash},
+		{"deleted entry", "DELETE FROM audit_entries WHERE seq = 3", 3, audit.ProblemSequence},
+		{"deleted earlier entry", "DELETE FROM audit_entries WHERE seq = 2", 2, audit.ProblemSequence},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			testdb.Each(t, func(t *testing.T, db *database.DB) {
+				ctx := context.Background()
+				for i := range 5 {
+					if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				dropGuard(t, db)
+				if err := db.Gorm.Exec(tc.tamper).Error; err != nil {
+					t.Fatal(err)
+				}
+				res, err := audit.Verify(ctx, db.Gorm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Intact || res.BrokenSeq != tc.broken || res.Problem != tc.problem {
+					t.Fatalf("got %+v, want broken at %d (%s)", res, tc.broken, tc.problem)
+				}
+				if !strings.Contains(res.String(), fmt.Sprintf("entry %d", tc.broken)) {
+					t.Fatalf("message %q does not name the entry", res.String())
+				}
+			})
+		})
+	}
+}
+
+// Concurrent writers still produce one unbroken chain.
+func TestConcurrentAppends(t *testing.T) {
+	const writers, each = 8, 500
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		n := each
+		if testing.Short() {
+			n = 50
+		}
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range n {
+					if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(w*n+i)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		res, err := audit.Verify(ctx, db.Gorm)
+		if err != nil || !res.Intact || res.Checked != int64(writers*n) {
+			t.Fatalf("verify after concurrent appends: %+v %v", res, err)
+		}
+	})
+}
+
+// BenchmarkAppendPostgres reports chained appends per second on PostgreSQL
+// from 8 concurrent writers.
+func BenchmarkAppendPostgres(b *testing.B) {
+	db := testdb.Postgres(b)
+	ctx := context.Background()
+	b.SetParallelism(4) // 4 × GOMAXPROCS writers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(i)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}
+
+// BenchmarkAppendSQLite is the same on the embedded database.
+func BenchmarkAppendSQLite(b *testing.B) {
+	db := testdb.SQLite(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := audit.Append(ctx, db.Gorm, time.Now(), rec(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}

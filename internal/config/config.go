@@ -1,0 +1,222 @@
+// Package config reads the console's settings from command-line flags and
+// CONSOLE_* environment variables into one struct that is passed down; no
+// other package reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WxPay holds the WeChat Pay settings. Key fields are file paths: the keys
+// themselves are read by the wxpay package and never kept here.
+type WxPay struct {
+	Mode        string // "sandbox" (in-process simulator) or "live"
+	BaseURL     string
+	FallbackURL string
+
+	MchID, MchSerial, MchKeyFile       string
+	SPMchID, SPSerial, SPKeyFile       string
+	BrandID, BrandSerial, BrandKeyFile string
+	PubKeyID, PubKeyFile               string
+}
+
+// Config is every setting of the console.
+type Config struct {
+	Addr        string
+	DatabaseURL string // empty: embedded SQLite under DataDir
+	DataDir     string
+	SessionKey  string // hex or raw; empty: generated and kept in DataDir
+	BehindTLS   bool   // mark cookies Secure (set when a TLS proxy fronts the console)
+	Timezone    string
+	LogFormat   string // "text" or "json"
+	LogLevel    string
+
+	LoginMaxFailures int
+	LoginLockout     time.Duration
+
+	LowInventoryThreshold int
+	UploadMaxBytes        int64
+
+	WxPay WxPay
+}
+
+// Mode values.
+const (
+	ModeSandbox = "sandbox"
+	ModeLive    = "live"
+)
+
+type setting struct {
+	name  string // flag name; the variable is CONSOLE_ + upper snake case
+	usage string
+	bind  func(fs *flag.FlagSet, name, env, usage string)
+}
+
+// Bind registers every setting on fs, with getenv supplying CONSOLE_*
+// defaults (flags win over variables). After fs.Parse, call the returned
+// function: it reports malformed variables and invalid settings.
+func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) {
+	c := &Config{}
+	var errs []error
+	str := func(p *string, flagName, def, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, flagName, def, usage+" ("+env+")")
+	}
+	boolean := func(p *bool, flagName string, def bool, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			def = b
+		}
+		fs.BoolVar(p, flagName, def, usage+" ("+env+")")
+	}
+	integer := func(p *int, flagName string, def int, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			def = n
+		}
+		fs.IntVar(p, flagName, def, usage+" ("+env+")")
+	}
+	int64v := func(p *int64, flagName string, def int64, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			def = n
+		}
+		fs.Int64Var(p, flagName, def, usage+" ("+env+")")
+	}
+	duration := func(p *time.Duration, flagName string, def time.Duration, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			def = d
+		}
+		fs.DurationVar(p, flagName, def, usage+" ("+env+")")
+	}
+
+	str(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…); empty for the embedded SQLite database in --data-dir")
+	str(&c.DataDir, "data-dir", "./data", "directory for the embedded database, the session key, uploaded files and the in-process sandbox")
+	str(&c.SessionKey, "session-key", "", "secret for signing session cookies (at least 32 bytes); empty: generated once and kept in --data-dir")
+	boolean(&c.BehindTLS, "behind-tls", false, "the console is served over TLS (directly or by a proxy): cookies are marked Secure")
+	str(&c.Timezone, "timezone", "Asia/Shanghai", "time zone in which times are entered and shown")
+	str(&c.LogFormat, "log-format", "text", "log format: text or json")
+	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	integer(&c.LoginMaxFailures, "login-max-failures", 5, "failed sign-ins in a row for one username before it is locked for a while")
+	duration(&c.LoginLockout, "login-lockout", 15*time.Minute, "how long a username stays locked after too many failed sign-ins")
+	integer(&c.LowInventoryThreshold, "low-inventory-threshold", 1000, "available codes below which a stock shows a low-inventory warning")
+	int64v(&c.UploadMaxBytes, "upload-max-bytes", 100<<20, "largest code file accepted, in bytes")
+
+	w := &c.WxPay
+	str(&w.Mode, "wxpay-mode", ModeSandbox, "WeChat Pay mode: sandbox (in-process simulator) or live")
+	str(&w.BaseURL, "wxpay-base-url", "https://api.mch.weixin.qq.com", "WeChat Pay API primary host")
+	str(&w.FallbackURL, "wxpay-fallback-url", "https://api2.mch.weixin.qq.com", "WeChat Pay API fallback host")
+	str(&w.MchID, "wxpay-mchid", "", "merchant ID (favor and busifavor stocks)")
+	str(&w.MchSerial, "wxpay-mch-serial", "", "merchant API certificate serial number")
+	str(&w.MchKeyFile, "wxpay-mch-key", "", "path of the merchant API private key (PEM)")
+	str(&w.SPMchID, "wxpay-sp-mchid", "", "service provider merchant ID (product-coupon code upload)")
+	str(&w.SPSerial, "wxpay-sp-serial", "", "service provider API certificate serial number")
+	str(&w.SPKeyFile, "wxpay-sp-key", "", "path of the service provider API private key (PEM)")
+	str(&w.BrandID, "wxpay-brand-id", "", "brand ID (deactivate, pre-send, product-coupon reads)")
+	str(&w.BrandSerial, "wxpay-brand-serial", "", "brand API certificate serial number")
+	str(&w.BrandKeyFile, "wxpay-brand-key", "", "path of the brand API private key (PEM)")
+	str(&w.PubKeyID, "wxpay-pubkey-id", "", "WeChat Pay public key ID (PUB_KEY_ID_…)")
+	str(&w.PubKeyFile, "wxpay-pubkey", "", "path of the WeChat Pay public key (PEM)")
+
+	return c, func() error {
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return c.Validate()
+	}
+}
+
+// Load parses args (without the program name) into a Config; the remaining
+// arguments are returned. --help prints every setting to out and returns
+// flag.ErrHelp.
+func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	c, check := Bind(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, err
+	}
+	return *c, fs.Args(), check()
+}
+
+// EnvName is the environment variable that supplies a flag's default.
+func EnvName(flagName string) string {
+	return "CONSOLE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Validate checks settings that would otherwise fail later and less clearly.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		errs = append(errs, fmt.Errorf("timezone %q: %w", c.Timezone, err))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("database URL must start with postgres:// (leave it empty for the embedded database)"))
+	}
+	switch c.WxPay.Mode {
+	case ModeSandbox:
+	case ModeLive:
+		w := c.WxPay
+		for name, v := range map[string]string{"CONSOLE_WXPAY_PUBKEY_ID": w.PubKeyID, "CONSOLE_WXPAY_PUBKEY": w.PubKeyFile} {
+			if v == "" {
+				errs = append(errs, fmt.Errorf("%s is required in live mode", name))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("wxpay mode %q: must be sandbox or live", c.WxPay.Mode))
+	}
+	if c.LoginMaxFailures < 1 {
+		errs = append(errs, errors.New("login-max-failures must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Location is the configured time zone (validated by Load).
+func (c Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// LogValue keeps the session key out of logs.
+func (c Config) LogValue() slog.Value {
+	db := "sqlite:" + c.DataDir
+	if c.DatabaseURL != "" {
+		db = "postgres"
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr), slog.String("database", db),
+		slog.String("timezone", c.Timezone), slog.String("wxpay_mode", c.WxPay.Mode),
+		slog.String("wxpay_base_url", c.WxPay.BaseURL),
+	)
+}

@@ -1,0 +1,182 @@
+// Package database opens the console's database — embedded SQLite by default,
+// PostgreSQL in production — and applies its embedded goose migrations.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"voucherconsole/migrations"
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is an open console database.
+type DB struct {
+	Gorm    *gorm.DB
+	SQL     *sql.DB
+	Dialect Dialect
+	// Pool is the pgx pool behind SQL on PostgreSQL (shared with the job
+	// engine); nil on SQLite.
+	Pool *pgxpool.Pool
+}
+
+// Close releases the connections.
+func (db *DB) Close() error {
+	err := db.SQL.Close()
+	if db.Pool != nil {
+		db.Pool.Close()
+	}
+	return err
+}
+
+// Open connects to url (postgres://…), or to the embedded SQLite database
+// console.db in dataDir when url is empty.
+func Open(ctx context.Context, url, dataDir string) (*DB, error) {
+	if url != "" {
+		return OpenPostgres(ctx, url)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return OpenSQLite(filepath.Join(dataDir, "console.db"))
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		Logger:         logger.Discard,
+		TranslateError: true,
+		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	}
+}
+
+// OpenPostgres connects through a pgx pool that gorm shares via database/sql.
+func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	g, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gormConfig())
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool}, nil
+}
+
+// OpenSQLite opens (creating if needed) the SQLite file at path. One open
+// connection: SQLite has one writer anyway, and the job engine's SQLite driver
+// requires it; WAL lets other processes (console audit verify) read meanwhile.
+func OpenSQLite(path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+	g, err := gorm.Open(sqlite.Open(dsn), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(1)
+	if err := sqlDB.Ping(); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite}, nil
+}
+
+// migrationProvider builds the goose provider for the dialect. On PostgreSQL a
+// session advisory lock serialises migrations, so instances starting together
+// migrate once.
+func (db *DB) migrationProvider(logger *slog.Logger) (*goose.Provider, error) {
+	var (
+		dialect goose.Dialect
+		fsys    fs.FS
+		opts    []goose.ProviderOption
+		err     error
+	)
+	switch db.Dialect {
+	case Postgres:
+		dialect = goose.DialectPostgres
+		fsys, err = fs.Sub(migrations.Postgres, "postgres")
+		locker, lerr := lock.NewPostgresSessionLocker()
+		if lerr != nil {
+			return nil, lerr
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	case SQLite:
+		dialect = goose.DialectSQLite3
+		fsys, err = fs.Sub(migrations.SQLite, "sqlite")
+	default:
+		return nil, fmt.Errorf("unknown dialect %q", db.Dialect)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if logger != nil {
+		opts = append(opts, goose.WithSlog(logger))
+	}
+	return goose.NewProvider(dialect, db.SQL, fsys, opts...)
+}
+
+// Migrate applies pending migrations and returns how many ran.
+func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) (int, error) {
+	p, err := db.migrationProvider(logger)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("migrate up: %w", err)
+	}
+	return len(res), nil
+}
+
+// MigrateDownAll rolls every migration back (used by tests and operators
+// starting over).
+func (db *DB) MigrateDownAll(ctx context.Context) error {
+	p, err := db.migrationProvider(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		return fmt.Errorf("migrate down: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return db.SQL.PingContext(ctx)
+}
+
+// IsUniqueViolation reports whether err is a unique-key conflict (gorm
+// translates both drivers' errors to ErrDuplicatedKey).
+func IsUniqueViolation(err error) bool {
+	return errors.Is(err, gorm.ErrDuplicatedKey)
+}

@@ -1,0 +1,139 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/database"
+	"voucherconsole/internal/models"
+	"voucherconsole/internal/testdb"
+)
+
+// Who may use each route. Every route registered on the engine must appear
+// here: a new route without an entry fails TestRouteAccess.
+const (
+	anon     = "anonymous"
+	operator = "operator"
+	manager  = "manager"
+	support  = "support"
+	admin    = "admin"
+)
+
+var everyone = []string{anon, operator, manager, support, admin}
+var signedInUsers = []string{operator, manager, support, admin}
+
+var routeAccess = map[string][]string{
+	"GET /healthz":           everyone,
+	"GET /readyz":            everyone,
+	"GET /metrics":           everyone,
+	"GET /static/*file":      everyone,
+	"GET /login":             everyone,
+	"POST /login":            everyone,
+	"POST /language":         everyone,
+	"GET /":                  everyone, // anonymous visitors are sent to sign in by the page itself
+	"POST /logout":           signedInUsers,
+	"GET /account":           signedInUsers,
+	"GET /account/password":  signedInUsers,
+	"POST /account/password": signedInUsers,
+}
+
+// concretePath fills a route pattern's parameters.
+func concretePath(pattern string) string {
+	var parts []string
+	for _, seg := range strings.Split(pattern, "/") {
+		switch {
+		case strings.HasPrefix(seg, ":"):
+			seg = "1"
+		case strings.HasPrefix(seg, "*"):
+			seg = "app.css"
+		}
+		parts = append(parts, seg)
+	}
+	return strings.Join(parts, "/")
+}
+
+func TestRouteAccess(t *testing.T) {
+	h := newHarness(t, testdb.SQLite(t))
+	for _, r := range []string{operator, manager, support, admin} {
+		role, _ := models.ParseRole(r)
+		h.addUser(r+"-user", role)
+	}
+	routes := h.srv.Engine().Routes()
+	if len(routes) == 0 {
+		t.Fatal("no routes enumerated")
+	}
+	for _, rt := range routes {
+		key := rt.Method + " " + rt.Path
+		allowed, ok := routeAccess[key]
+		if !ok {
+			t.Errorf("route %s has no expected access in this test: add it to routeAccess", key)
+			continue
+		}
+		for _, who := range everyone {
+			t.Run(key+"/"+who, func(t *testing.T) {
+				c := h.client()
+				if who != anon {
+					if resp := h.signIn(c, who+"-user", testPassword); resp.StatusCode != http.StatusSeeOther {
+						t.Fatalf("sign-in as %s: %d", who, resp.StatusCode)
+					}
+				}
+				var form url.Values
+				if rt.Method == http.MethodPost {
+					form = url.Values{}
+				}
+				before := h.countAudit(audit.ActionAccessDenied)
+				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), form, nil)
+				refused := resp.StatusCode == http.StatusForbidden ||
+					(resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), "/login?next="))
+				want := contains(allowed, who)
+				if refused == want {
+					t.Fatalf("%s as %s: status %d (Location %q); allowed = %v", key, who, resp.StatusCode, resp.Header.Get("Location"), want)
+				}
+				if refused && h.countAudit(audit.ActionAccessDenied) != before+1 {
+					t.Fatalf("refusal of %s to %s was not audited as denied", key, who)
+				}
+			})
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A browser POST from another site is refused on every state-changing route,
+// signed in or not.
+func TestCrossOriginPostRefused(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		h := newHarness(t, db)
+		h.addUser("mia", models.RoleManager, models.RoleAdmin)
+		c := h.client()
+		h.signIn(c, "mia", testPassword)
+		for _, rt := range h.srv.Engine().Routes() {
+			if rt.Method == http.MethodGet {
+				continue
+			}
+			for _, hdr := range []http.Header{
+				{"Sec-Fetch-Site": {"cross-site"}},
+				{"Origin": {"https://evil.example"}},
+			} {
+				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), url.Values{}, hdr)
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("cross-origin %s %s with %v: %d, want 403", rt.Method, rt.Path, hdr, resp.StatusCode)
+				}
+			}
+		}
+		// The session still works: the refused sign-out did nothing.
+		if resp, body := h.do(c, "GET", "/", nil, nil); resp.StatusCode != 200 || !strings.Contains(body, "mia") {
+			t.Fatalf("session after refused cross-origin requests: %d", resp.StatusCode)
+		}
+	})
+}

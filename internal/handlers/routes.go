@@ -1,0 +1,40 @@
+package handlers
+
+import (
+	"io/fs"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"voucherconsole/internal/models"
+	"voucherconsole/web"
+)
+
+// Role sets used by the route table. A manager may do all an operator may.
+var (
+	operators = []models.Role{models.RoleOperator, models.RoleManager}
+	readers   = []models.Role{models.RoleOperator, models.RoleManager, models.RoleSupport}
+)
+
+// routes is the one route table, grouped by who may use each route. A route
+// registered outside these groups has no rule and is refused.
+func (s *Server) routes() {
+	static, _ := fs.Sub(web.Static, "static")
+	staticHandler := gin.WrapH(http.StripPrefix("/static/", http.FileServer(http.FS(static))))
+
+	anyone := s.group(public)
+	anyone.GET("/healthz", s.healthz)
+	anyone.GET("/readyz", s.readyz)
+	anyone.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	anyone.GET("/static/*file", staticHandler)
+	anyone.GET("/login", s.loginPage)
+	anyone.POST("/login", s.login)
+	anyone.POST("/language", s.setLanguage)
+	anyone.GET("/", s.home) // sends anonymous visitors to sign in
+
+	users := s.group(signedIn)
+	users.POST("/logout", s.logout)
+	users.GET("/account", s.accountPage)
+	users.GET("/account/password", s.passwordPage)
+	users.POST("/account/password", s.changePassword)
+}

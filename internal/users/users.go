@@ -1,0 +1,298 @@
+// Package users keeps the console's user accounts: adding them, checking
+// sign-ins (with throttling that holds across instances), passwords and
+// roles. Every change is audited in the same transaction.
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/models"
+)
+
+// Sentinel errors; handlers map them to messages in the user's language.
+var (
+	ErrBadCredentials  = errors.New("wrong username or password")
+	ErrThrottled       = errors.New("too many failed sign-ins")
+	ErrUsernameTaken   = errors.New("username taken")
+	ErrInvalidUsername = errors.New("invalid username")
+	ErrWeakPassword    = errors.New("password too short")
+	ErrNoRoles         = errors.New("at least one role is required")
+	ErrNotFound        = errors.New("user not found")
+	ErrSamePassword    = errors.New("new password equals the old one")
+)
+
+// MinPasswordLength is the shortest password accepted, in characters.
+const MinPasswordLength = 10
+
+var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
+
+// NormalizeUsername folds a typed username to its stored form.
+func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// Service manages users.
+type Service struct {
+	DB          *gorm.DB
+	Now         func() time.Time
+	MaxFailures int
+	Lockout     time.Duration
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// ValidatePassword checks a new password's strength.
+func ValidatePassword(p string) error {
+	if utf8.RuneCountInString(p) < MinPasswordLength {
+		return ErrWeakPassword
+	}
+	return nil
+}
+
+// Add creates a user with the given roles, audited as ac's action.
+func (s *Service) Add(ctx context.Context, ac audit.Context, username, password string, roles []models.Role, mustChange bool) (*models.User, error) {
+	username = NormalizeUsername(username)
+	if !usernamePattern.MatchString(username) {
+		return nil, ErrInvalidUsername
+	}
+	if err := ValidatePassword(password); err != nil {
+		return nil, err
+	}
+	if len(roles) == 0 {
+		return nil, ErrNoRoles
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	u := &models.User{
+		Username: username, PasswordHash: hash, MustChangePassword: mustChange, SessionVersion: 1,
+	}
+	for _, r := range dedupRoles(roles) {
+		u.Roles = append(u.Roles, models.UserRole{Role: r})
+	}
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrUsernameTaken
+			}
+			return err
+		}
+		rec := ac.Record(audit.ActionUserAdd, audit.Success, audit.TargetUser, fmt.Sprint(u.ID))
+		rec.Detail = map[string]any{"username": username, "roles_after": roleNames(u.RoleList())}
+		_, err := audit.Append(ctx, tx, s.now(), rec)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", username, err)
+	}
+	return u, nil
+}
+
+func dedupRoles(roles []models.Role) []models.Role {
+	out := slices.Clone(roles)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func roleNames(rs []models.Role) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// Count returns how many users exist.
+func (s *Service) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&models.User{}).Count(&n).Error
+	return n, err
+}
+
+// ByID loads a user with roles.
+func (s *Service) ByID(ctx context.Context, id int64) (*models.User, error) {
+	var u models.User
+	err := s.DB.WithContext(ctx).Preload("Roles").Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// dummyHash is checked against when the username is unknown, so a sign-in
+// for an unknown user takes as long as one for a known user.
+var dummyHash, _ = HashPassword("not-a-real-password")
+
+// Authenticate checks a sign-in. Failed attempts for a username are counted in
+// the database; after MaxFailures in a row the username is refused, even with
+// the right password, until Lockout has passed. Every outcome is audited.
+func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, password string) (*models.User, error) {
+	username = NormalizeUsername(username)
+	now := s.now()
+	db := s.DB.WithContext(ctx)
+
+	var th models.LoginThrottle
+	err := db.Where("username = ?", username).Take(&th).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
+	ac.Actor = username
+	if th.LockedUntil != nil && th.LockedUntil.After(now) {
+		rec := ac.Record(audit.ActionSignInThrottled, audit.Denied, audit.TargetUser, username)
+		rec.Detail = map[string]any{"locked_until": th.LockedUntil.UTC().Format(time.RFC3339)}
+		if _, err := audit.Append(ctx, db, now, rec); err != nil {
+			return nil, err
+		}
+		return nil, ErrThrottled
+	}
+
+	var u models.User
+	err = db.Preload("Roles").Where("username = ?", username).Take(&u).Error
+	found := err == nil
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
+	hash := dummyHash
+	if found {
+		hash = u.PasswordHash
+	}
+	ok, err := CheckPassword(hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !found || !ok || u.Disabled {
+		reason := "bad_password"
+		switch {
+		case !found:
+			reason = "unknown_user"
+		case u.Disabled && ok:
+			reason = "disabled"
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := s.countFailure(tx, username, now); err != nil {
+				return err
+			}
+			rec := ac.Record(audit.ActionSignInFailed, audit.Failure, audit.TargetUser, username)
+			rec.Detail = map[string]any{"reason": reason}
+			if found {
+				rec.ActorID = &u.ID
+			}
+			_, err := audit.Append(ctx, tx, now, rec)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return nil, ErrBadCredentials
+	}
+
+	err = db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("username = ?", username).Delete(&models.LoginThrottle{}).Error; err != nil {
+			return err
+		}
+		ac.ActorID, ac.Roles = &u.ID, roleNames(u.RoleList())
+		_, err := audit.Append(ctx, tx, now, ac.Record(audit.ActionSignIn, audit.Success, audit.TargetUser, fmt.Sprint(u.ID)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (s *Service) countFailure(tx *gorm.DB, username string, now time.Time) error {
+	err := tx.Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "username"}},
+		DoUpdates: clause.Assignments(map[string]any{
+			"failures":   gorm.Expr("login_throttles.failures + 1"),
+			"updated_at": now,
+		}),
+	}).Create(&models.LoginThrottle{Username: username, Failures: 1, UpdatedAt: now}).Error
+	if err != nil {
+		return err
+	}
+	return tx.Model(&models.LoginThrottle{}).
+		Where("username = ? AND failures >= ?", username, s.MaxFailures).
+		Updates(map[string]any{"locked_until": now.Add(s.Lockout), "failures": 0}).Error
+}
+
+// ChangePassword sets a user's own new password after checking the current
+// one, clears the must-change flag and ends the user's other sessions.
+func (s *Service) ChangePassword(ctx context.Context, ac audit.Context, id int64, current, next string) (*models.User, error) {
+	u, err := s.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := CheckPassword(u.PasswordHash, current)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	if err := ValidatePassword(next); err != nil {
+		return nil, err
+	}
+	if next == current {
+		return nil, ErrSamePassword
+	}
+	hash, err := HashPassword(next)
+	if err != nil {
+		return nil, err
+	}
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		u.PasswordHash, u.MustChangePassword = hash, false
+		u.SessionVersion++
+		if err := tx.Model(u).Select("password_hash", "must_change_password", "session_version", "updated_at").Updates(u).Error; err != nil {
+			return err
+		}
+		_, err := audit.Append(ctx, tx, s.now(), ac.Record(audit.ActionPasswordChange, audit.Success, audit.TargetUser, fmt.Sprint(u.ID)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("change password: %w", err)
+	}
+	return u, nil
+}
+
+// SetLocale stores a user's language choice ("" follows the browser).
+func (s *Service) SetLocale(ctx context.Context, id int64, locale string) error {
+	return s.DB.WithContext(ctx).Model(&models.User{}).Where("id = ?", id).Update("locale", locale).Error
+}
+
+// EnsureInitialAdmin creates the first admin with a one-time password when
+// there are no users. It returns the password, or "" when users exist (or
+// another instance created the admin at the same moment).
+func (s *Service) EnsureInitialAdmin(ctx context.Context) (string, error) {
+	n, err := s.Count(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	pw := NewOneTimePassword()
+	_, err = s.Add(ctx, audit.Context{Actor: "console"}, "admin", pw, []models.Role{models.RoleAdmin}, true)
+	if errors.Is(err, ErrUsernameTaken) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return pw, nil
+}
