@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -22,7 +23,10 @@ const (
 // Locales lists the supported languages, default first.
 var Locales = []Locale{Chinese, English}
 
-//go:embed locales/*.json
+// Each locale is a directory of catalogue files, one per area of the console
+// (core.json, stocks.json, …), merged at load.
+//
+//go:embed locales
 var files embed.FS
 
 // Catalog maps message IDs to text per locale.
@@ -30,20 +34,37 @@ type Catalog struct {
 	messages map[Locale]map[string]string
 }
 
-// Load reads the embedded catalogues. A message missing from a catalogue is
-// a build error caught by the package's tests.
+// Load reads the embedded catalogues. A message defined twice is an error; a
+// message missing from one locale is caught by the package's tests.
 func Load() (*Catalog, error) {
 	c := &Catalog{messages: map[Locale]map[string]string{}}
 	for _, l := range Locales {
-		data, err := files.ReadFile("locales/" + string(l) + ".json")
+		dir := "locales/" + string(l)
+		entries, err := fs.ReadDir(files, dir)
 		if err != nil {
 			return nil, err
 		}
-		m := map[string]string{}
-		if err := json.Unmarshal(data, &m); err != nil {
-			return nil, fmt.Errorf("catalogue %s: %w", l, err)
+		merged := map[string]string{}
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".json") {
+				continue
+			}
+			data, err := files.ReadFile(dir + "/" + e.Name())
+			if err != nil {
+				return nil, err
+			}
+			m := map[string]string{}
+			if err := json.Unmarshal(data, &m); err != nil {
+				return nil, fmt.Errorf("catalogue %s/%s: %w", l, e.Name(), err)
+			}
+			for id, msg := range m {
+				if _, dup := merged[id]; dup {
+					return nil, fmt.Errorf("catalogue %s: message %q defined twice", l, id)
+				}
+				merged[id] = msg
+			}
 		}
-		c.messages[l] = m
+		c.messages[l] = merged
 	}
 	return c, nil
 }
