@@ -27,7 +27,11 @@ import (
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxops"
+	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/sandbox"
 )
 
 // NewLogger builds the process logger from the settings.
@@ -111,6 +115,10 @@ type Console struct {
 	Server  *handlers.Server
 	Logger  *slog.Logger
 	Users   *users.Service
+	Stocks  *stocks.Service
+	Ops     *wxops.Store
+	WX      *wxpay.Client
+	Sandbox *sandbox.Sandbox // nil in live mode
 	closers []func()
 }
 
@@ -126,11 +134,26 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		return nil, err
 	}
 	us := usersService(cfg, db)
-	srv := handlers.New(handlers.Deps{
+	wx, err := newWxPay(cfg, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
+		closers: []func(){func() { db.Close() }, wx.close}}
+	c.Stocks = &stocks.Service{DB: db.Gorm, WX: wx.Client}
+	c.Ops = &wxops.Store{DB: db.Gorm}
+	if wx.Sandbox != nil {
+		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
-		Logger: logger, Metrics: metrics.New(),
+		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 	})
-	return &Console{Config: cfg, DB: db, Server: srv, Logger: logger, Users: us, closers: []func(){func() { db.Close() }}}, nil
+	return c, nil
 }
 
 // Close releases what Build opened.

@@ -42,6 +42,11 @@ const (
 	ActionUserAdd         = "user.add"
 	ActionUserUpdate      = "user.update"
 	ActionAuditExport     = "audit.export"
+
+	ActionUserDisable       = "user.disable"
+	ActionUserEnable        = "user.enable"
+	ActionUserResetPassword = "user.reset_password"
+	ActionUserRoles         = "user.roles"
 )
 
 // Target types.

@@ -74,7 +74,14 @@ func gormConfig() *gorm.Config {
 
 // OpenPostgres connects through a pgx pool that gorm shares via database/sql.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	// Plan each statement for its actual parameters: a generic plan cannot
+	// use the prefix and trigram indexes behind LIKE searches.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}

@@ -32,6 +32,11 @@ type consoleServer struct {
 
 func startConsole(t *testing.T, env map[string]string) *consoleServer {
 	t.Helper()
+	return startConsoleTB(t, env)
+}
+
+func startConsoleTB(t testing.TB, env map[string]string) *consoleServer {
+	t.Helper()
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
@@ -57,7 +62,7 @@ func startConsole(t *testing.T, env map[string]string) *consoleServer {
 	return &consoleServer{Console: c, URL: ts.URL}
 }
 
-func (c *consoleServer) addUser(t *testing.T, name, password string, roles ...models.Role) {
+func (c *consoleServer) addUser(t testing.TB, name, password string, roles ...models.Role) {
 	t.Helper()
 	if _, err := c.Users.Add(context.Background(), audit.Context{Actor: "test"}, name, password, roles, false); err != nil {
 		t.Fatal(err)

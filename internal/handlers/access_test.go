@@ -26,18 +26,42 @@ var everyone = []string{anon, operator, manager, support, admin}
 var signedInUsers = []string{operator, manager, support, admin}
 
 var routeAccess = map[string][]string{
-	"GET /healthz":           everyone,
-	"GET /readyz":            everyone,
-	"GET /metrics":           everyone,
-	"GET /static/*file":      everyone,
-	"GET /login":             everyone,
-	"POST /login":            everyone,
-	"POST /language":         everyone,
-	"GET /":                  everyone, // anonymous visitors are sent to sign in by the page itself
-	"POST /logout":           signedInUsers,
-	"GET /account":           signedInUsers,
-	"GET /account/password":  signedInUsers,
-	"POST /account/password": signedInUsers,
+	"GET /healthz":             everyone,
+	"GET /readyz":              everyone,
+	"GET /metrics":             everyone,
+	"GET /static/*file":        everyone,
+	"GET /login":               everyone,
+	"POST /login":              everyone,
+	"POST /language":           everyone,
+	"GET /":                    everyone, // anonymous visitors are sent to sign in by the page itself
+	"POST /logout":             signedInUsers,
+	"GET /account":             signedInUsers,
+	"GET /account/password":    signedInUsers,
+	"POST /account/password":   signedInUsers,
+	"GET /stocks":              {operator, manager, support},
+	"GET /stocks/:id":          {operator, manager, support},
+	"GET /stocks/new":          {operator, manager},
+	"POST /stocks/new":         {operator, manager},
+	"GET /stocks/register":     {operator, manager},
+	"POST /stocks/register":    {operator, manager},
+	"POST /stocks/:id/refresh": {operator, manager},
+
+	// The audit log: managers only (an operator or support user gets 403,
+	// audited as denied).
+	"GET /audit":            {manager},
+	"GET /audit/export.csv": {manager},
+	"GET /audit/verify":     {manager},
+	// User administration: admins only. The POSTs below reach user 1 with
+	// an empty form: each then changes nothing (a confirmation or a role is
+	// required, and enabling an enabled user is no change).
+	"GET /admin/users":                     {admin},
+	"GET /admin/users/new":                 {admin},
+	"POST /admin/users":                    {admin},
+	"GET /admin/users/:id":                 {admin},
+	"POST /admin/users/:id/roles":          {admin},
+	"POST /admin/users/:id/disable":        {admin},
+	"POST /admin/users/:id/enable":         {admin},
+	"POST /admin/users/:id/reset-password": {admin},
 }
 
 // concretePath fills a route pattern's parameters.

@@ -37,4 +37,30 @@ func (s *Server) routes() {
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
+
+	readersOnly := s.group(roles(readers...))
+	readersOnly.GET("/stocks", s.stockList)
+	readersOnly.GET("/stocks/:id", s.stockPage)
+
+	ops := s.group(roles(operators...))
+	ops.GET("/stocks/new", s.stockNewPage)
+	ops.POST("/stocks/new", s.stockCreate)
+	ops.GET("/stocks/register", s.stockRegisterPage)
+	ops.POST("/stocks/register", s.stockRegister)
+	ops.POST("/stocks/:id/refresh", s.stockRefresh)
+
+	managers := s.group(roles(models.RoleManager))
+	managers.GET("/audit", s.auditPage)
+	managers.GET("/audit/export.csv", s.auditExport)
+	managers.GET("/audit/verify", s.auditVerify)
+
+	admins := s.group(roles(models.RoleAdmin))
+	admins.GET("/admin/users", s.adminUsersPage)
+	admins.GET("/admin/users/new", s.adminUserNewPage)
+	admins.POST("/admin/users", s.adminUserAdd)
+	admins.GET("/admin/users/:id", s.adminUserPage)
+	admins.POST("/admin/users/:id/roles", s.adminSetRoles)
+	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
+	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
+	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
 }

@@ -15,7 +15,10 @@ import (
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxops"
+	"voucherconsole/internal/wxpay"
 )
 
 // Deps is what the handlers need from the rest of the console.
@@ -27,6 +30,9 @@ type Deps struct {
 	Sessions sessions.Store
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
+	Stocks   *stocks.Service
+	WX       *wxpay.Client
+	Ops      *wxops.Store
 	Now      func() time.Time
 }
 

@@ -80,7 +80,7 @@ type FavorCouponAvailableTime struct {
 	AvailableTimeAfterReceive int64                  `json:"available_time_after_receive,omitempty"`
 }
 
-// FavorFixAvailableTime is fix_available_time: week days (1–7 as integers)
+// FavorFixAvailableTime is fix_available_time: week days (0 = Sunday … 6 = Saturday)
 // and seconds within the day. Begin and end are always sent, 0 being a
 // meaningful time of day.
 type FavorFixAvailableTime struct {

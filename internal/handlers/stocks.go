@@ -1,0 +1,294 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/i18n"
+	"voucherconsole/internal/models"
+	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/wxpay"
+	"voucherconsole/web/templates"
+)
+
+const stocksPerPage = 50
+
+func kindOptions(t i18n.Localizer) []templates.Option {
+	var out []templates.Option
+	for _, k := range models.StockKinds {
+		out = append(out, templates.Option{Value: string(k), Label: t.T("stocks.kind." + string(k))})
+	}
+	return out
+}
+
+func stateOptions(t i18n.Localizer) []templates.Option {
+	var out []templates.Option
+	for _, s := range models.StockStates {
+		out = append(out, templates.Option{Value: string(s), Label: t.T("stocks.state." + string(s))})
+	}
+	return out
+}
+
+func count(t i18n.Localizer, v *int64) string {
+	if v == nil {
+		return "—"
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+// stockList is /stocks: search, filters and keyset pages, newest first.
+func (s *Server) stockList(c *gin.Context) {
+	p := s.page(c, "stocks.list_title")
+	q := stocks.ListQuery{
+		Q: c.Query("q"), Kind: models.StockKind(c.Query("kind")), State: models.StockState(c.Query("state")), Limit: stocksPerPage,
+	}
+	q.After, _ = strconv.ParseInt(c.Query("after"), 10, 64)
+	rows, next, err := s.Stocks.List(c.Request.Context(), q)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	props := templates.StockListProps{
+		Page: p, Q: q.Q, Kind: string(q.Kind), State: string(q.State),
+		Kinds: kindOptions(p.T), States: stateOptions(p.T),
+		CanCreate: s.allowed(currentUser(c), http.MethodGet, "/stocks/new"),
+	}
+	for i := range rows {
+		st := &rows[i]
+		props.Rows = append(props.Rows, templates.StockRow{
+			ID: st.ID, Kind: p.T.T("stocks.kind." + string(st.Kind)), StockID: st.StockID, ProductCouponID: st.ProductCouponID,
+			Name: displayName(p.T, st), State: string(st.State), StateLabel: p.T.T("stocks.state." + string(st.State)),
+			CodeMode: st.CouponCodeMode, Total: count(p.T, st.TotalCount), Available: count(p.T, st.AvailableCount),
+			Low: stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)), Demo: st.Demo,
+		})
+	}
+	filter := url.Values{}
+	for k, v := range map[string]string{"q": q.Q, "kind": string(q.Kind), "state": string(q.State)} {
+		if v != "" {
+			filter.Set(k, v)
+		}
+	}
+	if next > 0 {
+		nv := url.Values{}
+		for k, v := range filter {
+			nv[k] = v
+		}
+		nv.Set("after", strconv.FormatInt(next, 10))
+		props.NextURL = "/stocks?" + nv.Encode()
+	}
+	if q.After > 0 {
+		props.FirstURL = "/stocks?" + filter.Encode()
+	}
+	s.render(c, http.StatusOK, templates.StockListPage(props))
+}
+
+func displayName(t i18n.Localizer, st *models.Stock) string {
+	if st.Name != "" {
+		return st.Name
+	}
+	return t.T("stocks.unnamed", st.StockID)
+}
+
+// stockFromPath loads the stock named by :id, answering 404 when there is none.
+func (s *Server) stockFromPath(c *gin.Context) (*models.Stock, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.notFound(c)
+		return nil, false
+	}
+	st, err := s.Stocks.Get(c.Request.Context(), id)
+	if errors.Is(err, stocks.ErrNotFound) {
+		s.notFound(c)
+		return nil, false
+	}
+	if err != nil {
+		s.serverError(c, err)
+		return nil, false
+	}
+	return st, true
+}
+
+// localTime renders a stored UTC time in the configured zone.
+func (s *Server) localTime(t time.Time) string {
+	return t.In(s.loc).Format("2006-01-02 15:04:05")
+}
+
+// wxTime renders an RFC 3339 time from WeChat Pay in the configured zone,
+// or as given when it does not parse.
+func (s *Server) wxTime(v string) string {
+	if v == "" {
+		return "—"
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return s.localTime(t)
+	}
+	return v
+}
+
+// stockPage is /stocks/{id}: everything known about one stock.
+func (s *Server) stockPage(c *gin.Context) {
+	st, ok := s.stockFromPath(c)
+	if !ok {
+		return
+	}
+	p := s.page(c, "stocks.stock_title")
+	p.Title = displayName(p.T, st)
+	u := currentUser(c)
+	props := templates.StockProps{
+		Page: p, ID: st.ID, Name: displayName(p.T, st), Kind: p.T.T("stocks.kind." + string(st.Kind)),
+		State: string(st.State), StateLabel: p.T.T("stocks.state." + string(st.State)),
+		StateExplanation: p.T.T("stocks.state_help." + string(st.State)), Demo: st.Demo, Raw: st.Raw,
+		CanRefresh:    s.allowed(u, http.MethodPost, "/stocks/:id/refresh"),
+		CanUpload:     stocks.CanUpload(st) && s.allowed(u, http.MethodGet, "/stocks/:id/uploads/new"),
+		CanDeactivate: stocks.CanDeactivate(st) && s.allowed(u, http.MethodGet, "/stocks/:id/deactivate"),
+	}
+	props.Facts = []templates.Fact{
+		{Label: p.T.T("stocks.kind"), Value: props.Kind},
+		{Label: p.T.T("stocks.stock_id"), Value: st.StockID},
+	}
+	if st.ProductCouponID != "" {
+		props.Facts = append(props.Facts, templates.Fact{Label: p.T.T("stocks.product_coupon_id"), Value: st.ProductCouponID})
+	}
+	props.Facts = append(props.Facts,
+		templates.Fact{Label: p.T.T("stocks.wx_state"), Value: st.WxState},
+		templates.Fact{Label: p.T.T("stocks.code_mode"), Value: codeModeLabel(p.T, st.CouponCodeMode)},
+		templates.Fact{Label: p.T.T("stocks.available_begin_time"), Value: s.wxTime(st.AvailableBeginTime)},
+		templates.Fact{Label: p.T.T("stocks.available_end_time"), Value: s.wxTime(st.AvailableEndTime)},
+	)
+	if st.WxCreateTime != "" {
+		props.Facts = append(props.Facts, templates.Fact{Label: p.T.T("stocks.create_time"), Value: s.wxTime(st.WxCreateTime)})
+	}
+	if stocks.UploadsCodes(st) {
+		props.Codes = []templates.Fact{
+			{Label: p.T.T("stocks.codes_total"), Value: count(p.T, st.TotalCount)},
+			{Label: p.T.T("stocks.codes_available"), Value: count(p.T, st.AvailableCount)},
+		}
+		if stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)) {
+			props.LowWarning = p.T.T("stocks.low_inventory", *st.AvailableCount, s.Config.LowInventoryThreshold)
+		}
+	} else {
+		props.Codes = []templates.Fact{{Label: p.T.T("stocks.codes"), Value: p.T.T("stocks.codes_not_uploaded")}}
+	}
+	props.SendRules = []templates.Fact{
+		{Label: p.T.T("stocks.max_coupons"), Value: count(p.T, st.MaxCoupons)},
+		{Label: p.T.T("stocks.max_coupons_per_user"), Value: count(p.T, st.MaxCouponsPerUser)},
+		{Label: p.T.T("stocks.sent_count"), Value: count(p.T, st.SentCount)},
+	}
+	if st.DeactivateRequestNo != "" || st.DeactivateTime != "" {
+		props.Deactivation = []templates.Fact{
+			{Label: p.T.T("stocks.deactivate_time"), Value: s.wxTime(st.DeactivateTime)},
+			{Label: p.T.T("stocks.deactivate_reason"), Value: st.DeactivateReason},
+			{Label: p.T.T("stocks.deactivate_request_no"), Value: st.DeactivateRequestNo},
+		}
+	}
+	for _, b := range st.Bundles {
+		props.Bundles = append(props.Bundles, b.StockBundleID)
+	}
+	props.RefreshedAt = "—"
+	if st.RefreshedAt != nil {
+		props.RefreshedAt = s.localTime(*st.RefreshedAt)
+	}
+	history, err := s.stockHistory(c, st.ID, p.T)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	props.History = history
+	s.render(c, http.StatusOK, templates.StockPage(props))
+}
+
+func codeModeLabel(t i18n.Localizer, mode string) string {
+	if mode == "" {
+		return "—"
+	}
+	id := "stocks.code_mode." + mode
+	if t.Has(id) {
+		return t.T(id) + " (" + mode + ")"
+	}
+	return mode
+}
+
+// stockHistory is the stock's own audit trail, newest first.
+func (s *Server) stockHistory(c *gin.Context, id int64, t i18n.Localizer) ([]templates.AuditLine, error) {
+	var entries []audit.Entry
+	err := s.DB.Gorm.WithContext(c.Request.Context()).
+		Where("target_type = ? AND target_id = ?", audit.TargetStock, strconv.FormatInt(id, 10)).
+		Order("seq DESC").Limit(100).Find(&entries).Error
+	if err != nil {
+		return nil, fmt.Errorf("stock history: %w", err)
+	}
+	out := make([]templates.AuditLine, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, templates.AuditLine{
+			When: s.localTime(e.OccurredAt), Actor: e.Actor,
+			Action: labelOr(t, "audit.action."+e.Action, e.Action), Outcome: labelOr(t, "audit.outcome."+string(e.Outcome), string(e.Outcome)),
+			RequestNo: e.WxRequestNo, ErrorCode: e.WxErrorCode, RequestID: e.WxRequestID,
+		})
+	}
+	return out, nil
+}
+
+// stockRefresh reads the stock back from WeChat Pay.
+func (s *Server) stockRefresh(c *gin.Context) {
+	st, ok := s.stockFromPath(c)
+	if !ok {
+		return
+	}
+	t := s.localizer(c)
+	back := "/stocks/" + strconv.FormatInt(st.ID, 10)
+	if _, err := s.Stocks.Refresh(c.Request.Context(), s.auditContext(c), st.ID); err != nil {
+		if prob := wxProblem(err); prob != nil {
+			s.setFlash(c, "error", t.T("stocks.refresh_failed", prob.Code, prob.Message, prob.RequestID))
+			redirect(c, back)
+			return
+		}
+		s.serverError(c, err)
+		return
+	}
+	s.setFlash(c, "success", t.T("stocks.refreshed"))
+	redirect(c, back)
+}
+
+// wxProblem turns a WeChat Pay error into what the user is shown; nil when
+// err is not a WeChat Pay error. A call that got no answer is shown too, as
+// such: the user must know nothing is confirmed.
+func wxProblem(err error) *templates.WxProblem {
+	var ae *wxpay.APIError
+	if errors.As(err, &ae) {
+		return &templates.WxProblem{Status: ae.StatusCode, Code: ae.Code, Message: ae.Message, RequestID: ae.RequestID}
+	}
+	var te *wxpay.TransportError
+	if errors.As(err, &te) {
+		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "NETWORK", Message: "WeChat Pay did not answer / 微信支付无应答"}
+	}
+	var re *wxpay.ReplyError
+	if errors.As(err, &re) {
+		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "REPLY_REJECTED", Message: "WeChat Pay's reply failed verification / 微信支付应答验签失败", RequestID: re.RequestID}
+	}
+	return nil
+}
+
+// problemStatus is the status a page answers with after a WeChat Pay error:
+// WeChat Pay's own 4xx, and 502 for its 5xx or no reply.
+func problemStatus(p *templates.WxProblem) int {
+	if p.Status >= 400 && p.Status < 500 {
+		return p.Status
+	}
+	return http.StatusBadGateway
+}
+
+// labelOr translates id, or shows fallback when the catalogue has no such
+// message.
+func labelOr(t i18n.Localizer, id, fallback string) string {
+	if t.Has(id) {
+		return t.T(id)
+	}
+	return fallback
+}

@@ -1,0 +1,120 @@
+package stocks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/models"
+	"voucherconsole/internal/wxops"
+	"voucherconsole/internal/wxpay"
+)
+
+// OpCreateFavorStock is the wx_operations kind of document 003 calls.
+const OpCreateFavorStock = "create_favor_stock"
+
+// Creator is the part of the WeChat Pay client that creates voucher stocks.
+type Creator interface {
+	CreateFavorStock(ctx context.Context, req wxpay.CreateFavorStockRequest) (*wxpay.CreateFavorStockReply, error)
+}
+
+// ErrPendingElsewhere means the form's operation is being sent by another
+// request right now.
+var ErrPendingElsewhere = errors.New("the same form is being submitted")
+
+// CreateFavor creates a voucher stock. The request number is generated here
+// and recorded with the exact body before the call; a re-post of the same
+// form (same formToken) or a retry resends that number and body, so WeChat
+// Pay creates one stock however often the form is posted. The returned stock
+// is the console's record of it.
+func (s *Service) CreateFavor(ctx context.Context, ac audit.Context, wx Creator, ops *wxops.Store, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
+	req.OutRequestNo = wxops.NewRequestNo(req.BelongMerchant, s.now(), 32)
+	op, existing, err := ops.Begin(ctx, ac, wxops.Intent{
+		Kind: OpCreateFavorStock, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID,
+		Body: req, Action: ActionCreate, TargetType: audit.TargetStock, TargetID: "new:" + req.OutRequestNo,
+		Detail: map[string]any{"stock_name": req.StockName},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if existing {
+		switch op.Status {
+		case models.OpSucceeded:
+			if op.StockRef != nil {
+				return s.Get(ctx, *op.StockRef)
+			}
+		case models.OpPending:
+			// Resend exactly what was recorded, not the form as posted now.
+			if err := json.Unmarshal([]byte(op.Body), &req); err != nil {
+				return nil, fmt.Errorf("recorded body: %w", err)
+			}
+		}
+	}
+	return s.sendCreate(ctx, ac, wx, ops, op, req)
+}
+
+func (s *Service) sendCreate(ctx context.Context, ac audit.Context, wx Creator, ops *wxops.Store, op *models.WxOperation, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
+	target := "new:" + req.OutRequestNo
+	reply, err := wx.CreateFavorStock(ctx, req)
+	if err != nil {
+		if ferr := ops.Fail(ctx, ac, op, ActionCreate, audit.TargetStock, target, err, map[string]any{"stock_name": req.StockName}); ferr != nil {
+			return nil, errors.Join(err, ferr)
+		}
+		return nil, err
+	}
+	now := s.now()
+	st := &models.Stock{
+		Kind: models.KindFavor, StockID: reply.StockID, Name: req.StockName,
+		State: models.StateUnactivated, WxState: string(wxpay.FavorStockUnactivated),
+		WxCreateTime: reply.CreateTime, AvailableBeginTime: req.AvailableBeginTime, AvailableEndTime: req.AvailableEndTime,
+		MaxCoupons: ptr(req.StockUseRule.MaxCoupons), MaxCouponsPerUser: ptr(req.StockUseRule.MaxCouponsPerUser),
+		CreatedBy: op.UserID, RefreshedAt: &now,
+	}
+	err = ops.Succeed(ctx, ac, op, ActionCreate, audit.TargetStock, "", reply, reply.Meta.RequestID,
+		map[string]any{"stock_id": reply.StockID, "create_time": reply.CreateTime, "stock_name": req.StockName},
+		func(tx *gorm.DB) error {
+			// The same stock may already be recorded if an earlier attempt
+			// succeeded but its outcome was lost.
+			err := tx.Where("kind = ? AND product_coupon_id = '' AND stock_id = ?", models.KindFavor, reply.StockID).Take(st).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				err = tx.Create(st).Error
+			}
+			if err != nil {
+				return err
+			}
+			op.StockRef = &st.ID
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("record created stock %s: %w", reply.StockID, err)
+	}
+	return st, nil
+}
+
+// ResumePendingCreates resends create operations left pending (by a crash,
+// or by a failure the user did not retry) with their recorded request
+// numbers and bodies.
+func (s *Service) ResumePendingCreates(ctx context.Context, wx Creator, ops *wxops.Store, olderThan time.Duration) (int, error) {
+	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.now().Add(-olderThan))
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for i := range pending {
+		op := &pending[i]
+		var req wxpay.CreateFavorStockRequest
+		if err := json.Unmarshal([]byte(op.Body), &req); err != nil {
+			return done, fmt.Errorf("operation %d body: %w", op.ID, err)
+		}
+		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
+		if _, err := s.sendCreate(ctx, ac, wx, ops, op, req); err == nil {
+			done++
+		}
+	}
+	return done, nil
+}

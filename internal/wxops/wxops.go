@@ -1,0 +1,190 @@
+// Package wxops records every WeChat Pay call that changes something. The
+// intent — request number and the exact body — is stored and audited as
+// pending before the call; the outcome after it. A crash in between leaves a
+// pending operation that is resent unchanged (WeChat Pay deduplicates by
+// request number), so a retry never does the thing twice.
+package wxops
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"gorm.io/gorm"
+
+	"voucherconsole/internal/audit"
+	"voucherconsole/internal/models"
+	"voucherconsole/internal/wxpay"
+)
+
+// Store keeps operations.
+type Store struct {
+	DB  *gorm.DB
+	Now func() time.Time
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Intent describes a call about to be made.
+type Intent struct {
+	Kind      string // e.g. "create_favor_stock"
+	RequestNo string
+	FormToken string // the form instance; a re-post finds the same operation
+	UserID    *int64
+	StockRef  *int64
+	Body      any    // the request, marshalled once and kept
+	Action    string // audit action
+	// TargetType and TargetID name what the audit entries are about.
+	TargetType, TargetID string
+	Detail               map[string]any
+}
+
+// Begin records the intent, or returns the operation already recorded for
+// the same form token (existing = true): a double submit or a retry then
+// resends that operation's request number and body.
+func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *models.WxOperation, existing bool, err error) {
+	db := s.DB.WithContext(ctx)
+	if in.FormToken != "" {
+		var found models.WxOperation
+		err := db.Where("form_token = ?", in.FormToken).Take(&found).Error
+		if err == nil {
+			return &found, true, nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, false, err
+		}
+	}
+	body, err := json.Marshal(in.Body)
+	if err != nil {
+		return nil, false, fmt.Errorf("operation body: %w", err)
+	}
+	op = &models.WxOperation{
+		Kind: in.Kind, RequestNo: in.RequestNo, UserID: in.UserID, StockRef: in.StockRef,
+		Target: in.TargetType + ":" + in.TargetID, Body: string(body), Status: models.OpPending,
+	}
+	if in.FormToken != "" {
+		tok := in.FormToken
+		op.FormToken = &tok
+	}
+	err = db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(op).Error; err != nil {
+			return err
+		}
+		rec := ac.Record(in.Action, audit.Pending, in.TargetType, in.TargetID)
+		rec.WxRequestNo = in.RequestNo
+		rec.Detail = in.Detail
+		_, err := audit.Append(ctx, tx, s.now(), rec)
+		return err
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) && in.FormToken != "" {
+		// Two posts of one form raced; the other recorded the intent.
+		var found models.WxOperation
+		if err := db.Where("form_token = ?", in.FormToken).Take(&found).Error; err != nil {
+			return nil, false, err
+		}
+		return &found, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("record intent: %w", err)
+	}
+	return op, false, nil
+}
+
+// Succeed records the outcome of a successful call; also runs in the same
+// transaction (e.g. storing the created stock), and the audit entry carries
+// the WeChat Pay Request-ID.
+func (s *Store) Succeed(ctx context.Context, ac audit.Context, op *models.WxOperation, action, targetType, targetID string,
+	result any, wxRequestID string, detail map[string]any, also func(tx *gorm.DB) error) error {
+	res, _ := json.Marshal(result)
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
+		}
+		op.Status, op.Result, op.WxRequestID = models.OpSucceeded, string(res), wxRequestID
+		op.Attempts++
+		if err := tx.Model(op).Select("status", "result", "wx_request_id", "attempts", "stock_ref", "updated_at").Updates(op).Error; err != nil {
+			return err
+		}
+		if targetID == "" && op.StockRef != nil {
+			targetID = fmt.Sprint(*op.StockRef) // known only once also has run
+		}
+		rec := ac.Record(action, audit.Success, targetType, targetID)
+		rec.WxRequestNo, rec.WxRequestID, rec.Detail = op.RequestNo, wxRequestID, detail
+		_, err := audit.Append(ctx, tx, s.now(), rec)
+		return err
+	})
+}
+
+// Fail records a failed call. A definitive refusal (a 4xx other than 429)
+// ends the operation and frees its form token, so the corrected form is a
+// new operation with a new request number; anything else (5xx, 429, network)
+// leaves it pending, to be resent with the same request number.
+func (s *Store) Fail(ctx context.Context, ac audit.Context, op *models.WxOperation, action, targetType, targetID string, cause error, detail map[string]any) error {
+	final := !wxpay.IsRetryable(cause)
+	var ae *wxpay.APIError
+	rec := ac.Record(action, audit.Failure, targetType, targetID)
+	rec.WxRequestNo = op.RequestNo
+	if errors.As(cause, &ae) {
+		op.WxStatus, op.WxErrorCode, op.WxErrorMessage, op.WxRequestID = ae.StatusCode, ae.Code, ae.Message, ae.RequestID
+		rec.WxErrorCode, rec.WxRequestID = ae.Code, ae.RequestID
+	} else {
+		op.WxErrorCode, op.WxErrorMessage = "NETWORK", "no reply from WeChat Pay"
+		rec.WxErrorCode = "NETWORK"
+	}
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["retryable"] = !final
+	rec.Detail = detail
+	op.Attempts++
+	cols := []string{"attempts", "wx_status", "wx_error_code", "wx_error_message", "wx_request_id", "updated_at"}
+	if final {
+		op.Status, op.FormToken = models.OpFailed, nil
+		cols = append(cols, "status", "form_token")
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(op).Select(cols).Updates(op).Error; err != nil {
+			return err
+		}
+		_, err := audit.Append(ctx, tx, s.now(), rec)
+		return err
+	})
+}
+
+// Pending lists operations of a kind still pending and last touched before
+// the given time (so an operation in flight in another request is left alone).
+func (s *Store) Pending(ctx context.Context, kind string, before time.Time) ([]models.WxOperation, error) {
+	var ops []models.WxOperation
+	err := s.DB.WithContext(ctx).Where("kind = ? AND status = ? AND updated_at < ?", kind, models.OpPending, before).
+		Order("id").Find(&ops).Error
+	return ops, err
+}
+
+const digits = "0123456789"
+
+// NewRequestNo returns prefix followed by the date and random digits, up to
+// maxLen characters: unique, and of the alphabet every endpoint accepts.
+func NewRequestNo(prefix string, now time.Time, maxLen int) string {
+	s := prefix + now.In(time.FixedZone("CST", 8*3600)).Format("20060102")
+	n := maxLen - len(s)
+	if n > 14 {
+		n = 14
+	}
+	b := make([]byte, n)
+	for i := range b {
+		v, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b[i] = digits[v.Int64()]
+	}
+	return s + string(b)
+}
