@@ -70,7 +70,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	cfg, check := config.Bind(fs, os.Getenv)
+	// The sandbox is not a console: it takes its own flags only.
+	cfg, check := &config.Config{LogFormat: "text", LogLevel: "info"}, func() error { return nil }
+	if cmd != "sandbox" {
+		cfg, check = config.Bind(fs, os.Getenv)
+	}
 	var (
 		username string
 		roles    stringList
