@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -90,6 +93,28 @@ func TestRegisterStock(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !has(body, "already registered") {
 		t.Fatalf("re-register: %d", resp.StatusCode)
 	}
+	// A stock created outside the console (straight through the API) is
+	// registered and listed with its state from WeChat Pay.
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	begin := time.Now().In(loc).AddDate(0, 0, 2).Truncate(time.Hour)
+	created, err := c.WX.CreateFavorStock(context.Background(), wxpay.CreateFavorStockRequest{
+		StockName: "外部创建批次", AvailableBeginTime: begin.Format(time.RFC3339), AvailableEndTime: begin.AddDate(0, 0, 5).Format(time.RFC3339),
+		StockUseRule:  wxpay.FavorStockUseRule{MaxCoupons: 10, MaxAmount: 1000, MaxCouponsPerUser: 1},
+		CouponUseRule: wxpay.FavorCouponUseRule{FixedNormalCoupon: &wxpay.FixedNormalCoupon{CouponAmount: 100, TransactionMinimum: 200}, AvailableMerchants: []string{"1230000109"}},
+		StockType:     wxpay.FavorStockTypeNormal, OutRequestNo: "external1230000109001",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = fetch(t, hc, "POST", c.URL+"/stocks/register", url.Values{"kind": {"favor"}, "stock_id": {created.StockID}}, "en")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register a known stock: %d", resp.StatusCode)
+	}
+	_, body = fetch(t, hc, "GET", c.URL+"/stocks?q="+created.StockID, nil, "en")
+	if !has(body, "外部创建批次") || !has(body, "Not activated") {
+		t.Fatalf("registered stock not listed with its state:\n%s", body)
+	}
+
 	form = url.Values{"kind": {"product_coupon"}, "product_coupon_id": {""}, "stock_id": {""}}
 	resp, body = fetch(t, hc, "POST", c.URL+"/stocks/register", form, "en")
 	if resp.StatusCode != http.StatusUnprocessableEntity || !has(body, "needs its product coupon ID") || !has(body, "This field is required") {
