@@ -49,4 +49,18 @@ func (s *Server) routes() {
 	ops.POST("/stocks/register", s.stockRegister)
 	ops.POST("/stocks/:id/refresh", s.stockRefresh)
 
+	managers := s.group(roles(models.RoleManager))
+	managers.GET("/audit", s.auditPage)
+	managers.GET("/audit/export.csv", s.auditExport)
+	managers.GET("/audit/verify", s.auditVerify)
+
+	admins := s.group(roles(models.RoleAdmin))
+	admins.GET("/admin/users", s.adminUsersPage)
+	admins.GET("/admin/users/new", s.adminUserNewPage)
+	admins.POST("/admin/users", s.adminUserAdd)
+	admins.GET("/admin/users/:id", s.adminUserPage)
+	admins.POST("/admin/users/:id/roles", s.adminSetRoles)
+	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
+	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
+	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
 }
