@@ -23,11 +23,15 @@ import (
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
+	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/handlers"
 	"voucherconsole/internal/i18n"
+	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
@@ -119,7 +123,12 @@ type Console struct {
 	Ops     *wxops.Store
 	WX      *wxpay.Client
 	Sandbox *sandbox.Sandbox // nil in live mode
-	closers []func()
+	Uploads *uploads.Service
+	Jobs    *jobs.Engine
+
+	Deactivate *deactivate.Service // actions.go
+	Presend    *presend.Service
+	closers    []func()
 }
 
 // Build opens the database, migrates it and assembles the HTTP server.
@@ -149,9 +158,21 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 			return nil, err
 		}
 	}
+	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.Uploads, c.Jobs = up.Service, up.Engine
+	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
+	if err := c.startActions(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend,
 	})
 	return c, nil
 }
@@ -172,6 +193,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.W
 		return err
 	}
 	defer c.Close()
+	defer c.startResumer(ctx)() // pending deactivations and pre-sends: resent now, and every minute
 	pw, err := c.Users.EnsureInitialAdmin(ctx)
 	if err != nil {
 		return fmt.Errorf("initial admin: %w", err)
@@ -213,6 +235,9 @@ func Migrate(ctx context.Context, cfg config.Config, logger *slog.Logger, out io
 	defer db.Close()
 	n, err := db.Migrate(ctx, nil)
 	if err != nil {
+		return err
+	}
+	if err := jobs.Migrate(ctx, db); err != nil { // the job engine's own tables
 		return err
 	}
 	if n == 0 {

@@ -44,6 +44,11 @@ type Config struct {
 	LowInventoryThreshold int
 	UploadMaxBytes        int64
 
+	// FaultCrashAfterIntent, for tests only, names an action (deactivate,
+	// presend) after whose recorded intent the process exits at once, as a
+	// crash between intent and outcome would leave it.
+	FaultCrashAfterIntent string
+
 	WxPay WxPay
 }
 
@@ -129,6 +134,7 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	duration(&c.LoginLockout, "login-lockout", 15*time.Minute, "how long a username stays locked after too many failed sign-ins")
 	integer(&c.LowInventoryThreshold, "low-inventory-threshold", 1000, "available codes below which a stock shows a low-inventory warning")
 	int64v(&c.UploadMaxBytes, "upload-max-bytes", 100<<20, "largest code file accepted, in bytes")
+	str(&c.FaultCrashAfterIntent, "fault-crash-after-intent", "", "testing only: exit right after recording the intent of this action (deactivate or presend), to test recovery")
 
 	w := &c.WxPay
 	str(&w.Mode, "wxpay-mode", ModeSandbox, "WeChat Pay mode: sandbox (in-process simulator) or live")
@@ -192,6 +198,11 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("wxpay mode %q: must be sandbox or live", c.WxPay.Mode))
+	}
+	switch c.FaultCrashAfterIntent {
+	case "", "deactivate", "presend":
+	default:
+		errs = append(errs, fmt.Errorf("fault-crash-after-intent %q: must be deactivate or presend", c.FaultCrashAfterIntent))
 	}
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))

@@ -46,6 +46,25 @@ var routeAccess = map[string][]string{
 	"POST /stocks/register":    {operator, manager},
 	"POST /stocks/:id/refresh": {operator, manager},
 
+	// Deactivation and pre-send tokens: operators (and managers).
+	"GET /stocks/:id/deactivate":  {operator, manager},
+	"POST /stocks/:id/deactivate": {operator, manager},
+	"GET /presend":                {operator, manager},
+	"POST /presend":               {operator, manager},
+	"GET /presend/:id":            {operator, manager},
+
+	// Code uploads: operators upload and act on them, readers follow them.
+	"GET /stocks/:id/uploads/new": {operator, manager},
+	"POST /stocks/:id/uploads":    {operator, manager},
+	"GET /uploads/:id":            {operator, manager, support},
+	"GET /uploads/:id/progress":   {operator, manager, support},
+	"GET /uploads/:id/report.csv": {operator, manager, support},
+	"GET /uploads/:id/file":       {operator, manager, support},
+	"POST /uploads/:id/start":     {operator, manager},
+	"POST /uploads/:id/abandon":   {operator, manager},
+	"POST /uploads/:id/cancel":    {operator, manager},
+	"POST /uploads/:id/resume":    {operator, manager},
+
 	// The audit log: managers only (an operator or support user gets 403,
 	// audited as denied).
 	"GET /audit":            {manager},

@@ -48,6 +48,24 @@ func (s *Server) routes() {
 	ops.GET("/stocks/register", s.stockRegisterPage)
 	ops.POST("/stocks/register", s.stockRegister)
 	ops.POST("/stocks/:id/refresh", s.stockRefresh)
+	ops.GET("/stocks/:id/deactivate", s.deactivatePage) // deactivate.go
+	ops.POST("/stocks/:id/deactivate", s.deactivate)
+	ops.GET("/presend", s.presendPage) // presend.go
+	ops.POST("/presend", s.presendIssue)
+	ops.GET("/presend/:id", s.presendToken)
+
+	// Code uploads (uploads.go): operators upload, start, cancel and resume;
+	// readers follow them and download the report.
+	readersOnly.GET("/uploads/:id", s.uploadPage)
+	readersOnly.GET("/uploads/:id/progress", s.uploadProgress)
+	readersOnly.GET("/uploads/:id/report.csv", s.uploadReport)
+	readersOnly.GET("/uploads/:id/file", s.uploadFile)
+	ops.GET("/stocks/:id/uploads/new", s.uploadNewPage)
+	ops.POST("/stocks/:id/uploads", s.uploadCreate)
+	ops.POST("/uploads/:id/start", s.uploadStart)
+	ops.POST("/uploads/:id/abandon", s.uploadAbandon)
+	ops.POST("/uploads/:id/cancel", s.uploadCancel)
+	ops.POST("/uploads/:id/resume", s.uploadResume)
 
 	managers := s.group(roles(models.RoleManager))
 	managers.GET("/audit", s.auditPage)

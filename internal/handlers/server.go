@@ -13,9 +13,12 @@ import (
 
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
+	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
@@ -34,6 +37,10 @@ type Deps struct {
 	WX       *wxpay.Client
 	Ops      *wxops.Store
 	Now      func() time.Time
+
+	Deactivate *deactivate.Service // /stocks/{id}/deactivate
+	Presend    *presend.Service    // /presend
+	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 }
 
 // Server is the console's HTTP application.

@@ -201,6 +201,11 @@ func (s *Server) stockPage(c *gin.Context) {
 		return
 	}
 	props.History = history
+	if s.allowed(u, http.MethodGet, "/audit") {
+		props.HistoryURL = "/audit?target_type=stock&target_id=" + strconv.FormatInt(st.ID, 10)
+	}
+	props.Uploads = s.stockUploads(c, st)
+	props.Activity = templates.StockActivityPanel(props.Page, s.stockActivity(c, st, props.Page.T)) // presend.go
 	s.render(c, http.StatusOK, templates.StockPage(props))
 }
 

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"voucherconsole/internal/config"
+	"voucherconsole/internal/deactivate"
+	"voucherconsole/internal/presend"
+)
+
+// Deactivation (document 001) and pre-send tokens (document 004): the two
+// actions that change something on WeChat Pay from a single form post. Each
+// records its intent before the call and its outcome after; a pending
+// operation (a crash in between, or a retryable failure) is resent with the
+// same request number by the resumer below.
+
+// crashExitCode is the exit status of the fault hook, so a test can tell the
+// injected crash from any other exit.
+const crashExitCode = 3
+
+// startActions builds the deactivation and pre-send services, with the
+// fault hook when the settings ask for one.
+func (c *Console) startActions(cfg config.Config) error {
+	secret, err := sessionSecret(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := presend.NewKeys(secret)
+	if err != nil {
+		return err
+	}
+	c.Deactivate = &deactivate.Service{DB: c.DB.Gorm, WX: c.WX, Ops: c.Ops}
+	c.Presend = &presend.Service{DB: c.DB.Gorm, WX: c.WX, Ops: c.Ops, Keys: keys}
+	switch cfg.FaultCrashAfterIntent {
+	case "deactivate":
+		c.Deactivate.AfterIntent = crashHook(c.Logger, "deactivate")
+	case "presend":
+		c.Presend.AfterIntent = crashHook(c.Logger, "presend")
+	}
+	return nil
+}
+
+// crashHook exits the process at once, as a crash right after the intent was
+// committed would: no outcome is recorded, nothing is sent.
+func crashHook(logger *slog.Logger, action string) func() {
+	logger.Warn("fault injection armed: the process exits right after recording an intent", "action", action)
+	return func() {
+		logger.Error("fault injection: exiting right after recording the intent", "action", action)
+		os.Exit(crashExitCode)
+	}
+}
+
+// sessionSecret is the secret the session cookies' keys are derived from
+// (sessionStore has created it by the time Build asks): the pre-send
+// OpenID keys are derived from it too, so they never enter the database.
+func sessionSecret(cfg config.Config) ([]byte, error) {
+	if cfg.SessionKey != "" {
+		return []byte(cfg.SessionKey), nil
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.DataDir, "session.key"))
+	if err != nil {
+		return nil, fmt.Errorf("read session key: %w", err)
+	}
+	return []byte(strings.TrimSpace(string(data))), nil
+}
+
+// ResumeActions resends the deactivations and pre-sends left pending whose
+// operation was last touched more than olderThan ago.
+func (c *Console) ResumeActions(ctx context.Context, olderThan time.Duration) {
+	d, derr := c.Deactivate.Resume(ctx, olderThan)
+	p, perr := c.Presend.Resume(ctx, olderThan)
+	if err := errors.Join(derr, perr); err != nil && ctx.Err() == nil {
+		c.Logger.Error("resume pending WeChat Pay operations", "err", err)
+	}
+	if d > 0 || p > 0 {
+		c.Logger.Info("resumed pending WeChat Pay operations", "deactivations", d, "presends", p)
+	}
+}
+
+// resumeEvery and resumeAfter: how often the resumer looks for pending
+// operations, and how long one must have been left alone to be resent (so a
+// call in flight in another request or instance is not sent twice at once).
+const (
+	resumeEvery = time.Minute
+	resumeAfter = 2 * time.Minute
+)
+
+// startResumer resends, in the background, every pending operation at once
+// (a restart after a crash: nothing of this process is in flight yet) and
+// then, every minute, those left pending for a while. The returned function
+// stops it and waits.
+func (c *Console) startResumer(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c.ResumeActions(ctx, 0)
+		t := time.NewTicker(resumeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.ResumeActions(ctx, resumeAfter)
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"voucherconsole/internal/config"
+	"voucherconsole/internal/database"
+	"voucherconsole/internal/jobs"
+	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/uploads"
+	"voucherconsole/internal/wxpay"
+)
+
+// uploadsRuntime is the code-upload pipeline of a running console: the
+// service, the job engine working its jobs, and the sweep.
+type uploadsRuntime struct {
+	Service *uploads.Service
+	Engine  *jobs.Engine
+	stop    func()
+}
+
+// startUploads migrates River's tables, builds the upload service with its
+// own WeChat Pay client (the console's identities and hosts, its upload
+// endpoints held to their configured rate across every instance sharing the
+// database) and starts working upload jobs.
+func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *wxpay.Client, st *stocks.Service, logger *slog.Logger) (*uploadsRuntime, error) {
+	if err := jobs.Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	client, err := uploads.NewUploadClient(wx.Config(), &uploads.RateLimiter{DB: db}, wxpay.Rate{})
+	if err != nil {
+		return nil, fmt.Errorf("upload client: %w", err)
+	}
+	svc := &uploads.Service{DB: db, WX: client, Stocks: st, DataDir: cfg.DataDir, Logger: logger.With("component", "uploads")}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &uploads.Worker{Service: svc})
+	engine, err := jobs.New(db, jobs.Config{
+		Workers: workers, Logger: logger.With("component", "jobs"),
+		Queues: map[string]river.QueueConfig{uploads.QueueName: {MaxWorkers: 4}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc.Jobs = engine
+	runCtx, cancel := context.WithCancel(context.Background())
+	if err := engine.Start(runCtx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("start job engine: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.RunSweeper(runCtx) })
+	logger.Info("job engine running", "instance", engine.ID(), "dialect", db.Dialect)
+	return &uploadsRuntime{Service: svc, Engine: engine, stop: func() {
+		// Running slices end at once (their jobs snooze, to be picked up
+		// again by this or another instance); give them a few seconds.
+		svc.Drain()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := engine.Stop(sctx); err != nil {
+			logger.Warn("stop job engine", "err", err)
+		}
+		cancel()
+		wg.Wait()
+	}}, nil
+}
