@@ -338,36 +338,42 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 	if q.Limit <= 0 || q.Limit > 200 {
 		q.Limit = 50
 	}
-	db := s.DB.WithContext(ctx).Model(&models.Stock{}).
-		Select("stocks.id", "stocks.kind", "stocks.stock_id", "stocks.product_coupon_id", "stocks.name", "stocks.state",
-			"stocks.wx_state", "stocks.coupon_code_mode", "stocks.total_count", "stocks.available_count",
-			"stocks.sent_count", "stocks.demo", "stocks.refreshed_at")
-	if q.Kind != "" {
-		db = db.Where("stocks.kind = ?", q.Kind)
+	// matching is the stocks that pass the filters and one search condition.
+	matching := func(cond string, args ...any) *gorm.DB {
+		db := s.DB.WithContext(ctx).Model(&models.Stock{}).Select(listColumns)
+		if cond != "" {
+			db = db.Where(cond, args...)
+		}
+		if q.Kind != "" {
+			db = db.Where("kind = ?", q.Kind)
+		}
+		if q.State != "" {
+			db = db.Where("state = ?", q.State)
+		}
+		if q.After > 0 {
+			db = db.Where("id < ?", q.After)
+		}
+		return db
 	}
-	if q.State != "" {
-		db = db.Where("stocks.state = ?", q.State)
-	}
+	db := matching("")
 	if term := strings.TrimSpace(q.Q); term != "" {
 		contains := "%" + escapeLike(term) + "%"
 		if idPattern.MatchString(term) {
-			// Could be an ID prefix or part of a name. Joining the union of
-			// the three matches lets each use its own index; an OR, or an
-			// IN, would walk the whole table in id order.
+			// Could be an ID prefix or part of a name. A union of the three
+			// searches lets each use its own index (prefix indexes on the
+			// IDs, a trigram index on the name); an OR, a join or an IN
+			// makes the planner walk the whole table in id order.
 			prefix := escapeLike(term) + "%"
-			db = db.Joins(`JOIN (SELECT id FROM stocks WHERE stock_id LIKE ? ESCAPE '\'
-				UNION SELECT id FROM stocks WHERE product_coupon_id LIKE ? ESCAPE '\'
-				UNION SELECT id FROM stocks WHERE name LIKE ? ESCAPE '\') AS matched ON matched.id = stocks.id`,
-				prefix, prefix, contains)
+			db = s.DB.WithContext(ctx).Table("(? UNION ? UNION ?) AS stocks",
+				matching(`stock_id LIKE ? ESCAPE '\'`, prefix),
+				matching(`product_coupon_id LIKE ? ESCAPE '\'`, prefix),
+				matching(`name LIKE ? ESCAPE '\'`, contains))
 		} else {
-			db = db.Where("stocks.name LIKE ? ESCAPE '\\'", contains)
+			db = matching(`name LIKE ? ESCAPE '\'`, contains)
 		}
 	}
-	if q.After > 0 {
-		db = db.Where("stocks.id < ?", q.After)
-	}
 	var out []models.Stock
-	if err := db.Order("stocks.id DESC").Limit(q.Limit + 1).Find(&out).Error; err != nil {
+	if err := db.Order("id DESC").Limit(q.Limit + 1).Find(&out).Error; err != nil {
 		return nil, 0, fmt.Errorf("list stocks: %w", err)
 	}
 	var next int64
@@ -377,6 +383,10 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 	}
 	return out, next, nil
 }
+
+// listColumns are what the stock list shows.
+const listColumns = "id, kind, stock_id, product_coupon_id, name, state, wx_state, coupon_code_mode, " +
+	"total_count, available_count, sent_count, demo, refreshed_at"
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
