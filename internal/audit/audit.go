@@ -188,7 +188,7 @@ func Append(ctx context.Context, db *gorm.DB, now time.Time, rec Record) (*Entry
 		RequestID:   rec.RequestID,
 		Detail:      detail,
 	}
-	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	write := func(tx *gorm.DB) error {
 		if tx.Dialector.Name() == "postgres" {
 			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", chainLockKey).Error; err != nil {
 				return err
@@ -206,7 +206,15 @@ func Append(ctx context.Context, db *gorm.DB, now time.Time, rec Record) (*Entry
 		}
 		e.Hash = ComputeHash(e)
 		return tx.Create(e).Error
-	})
+	}
+	// Inside the caller's transaction the entry is written directly: a
+	// savepoint would cost two more round trips, and a failed append fails
+	// the caller's transaction anyway.
+	if c, ok := db.Statement.ConnPool.(gorm.TxCommitter); ok && c != nil {
+		err = write(db.WithContext(ctx))
+	} else {
+		err = db.WithContext(ctx).Transaction(write)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit append %s: %w", rec.Action, err)
 	}
