@@ -160,21 +160,7 @@ func (s *Server) takeOneTimePassword(c *gin.Context, uid int64) string {
 // adminTarget loads the user named by the :id parameter, answering 404 when
 // there is none.
 func (s *Server) adminTarget(c *gin.Context) (*models.User, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		s.notFound(c)
-		return nil, false
-	}
-	u, err := s.Users.ByID(c.Request.Context(), id)
-	if errors.Is(err, users.ErrNotFound) {
-		s.notFound(c)
-		return nil, false
-	}
-	if err != nil {
-		s.serverError(c, err)
-		return nil, false
-	}
-	return u, true
+	return fromPath(s, c, s.Users.ByID, users.ErrNotFound)
 }
 
 func (s *Server) adminUserPage(c *gin.Context) {

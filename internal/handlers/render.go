@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -127,4 +129,25 @@ func roleLabels(s *Server, c *gin.Context, u *models.User) []string {
 		out = append(out, t.T("role."+string(r)))
 	}
 	return out
+}
+
+// fromPath loads the record named by the route's :id parameter with load,
+// answering 404 when the parameter is not an ID or load reports notFound,
+// and 500 on any other error. ok is false when a page was already written.
+func fromPath[T any](s *Server, c *gin.Context, load func(ctx context.Context, id int64) (T, error), notFound error) (v T, ok bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.notFound(c)
+		return v, false
+	}
+	v, err = load(c.Request.Context(), id)
+	if errors.Is(err, notFound) {
+		s.notFound(c)
+		return v, false
+	}
+	if err != nil {
+		s.serverError(c, err)
+		return v, false
+	}
+	return v, true
 }

@@ -98,21 +98,7 @@ func displayName(t i18n.Localizer, st *models.Stock) string {
 
 // stockFromPath loads the stock named by :id, answering 404 when there is none.
 func (s *Server) stockFromPath(c *gin.Context) (*models.Stock, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		s.notFound(c)
-		return nil, false
-	}
-	st, err := s.Stocks.Get(c.Request.Context(), id)
-	if errors.Is(err, stocks.ErrNotFound) {
-		s.notFound(c)
-		return nil, false
-	}
-	if err != nil {
-		s.serverError(c, err)
-		return nil, false
-	}
-	return st, true
+	return fromPath(s, c, s.Stocks.Get, stocks.ErrNotFound)
 }
 
 // localTime renders a stored UTC time in the configured zone.

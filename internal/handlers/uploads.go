@@ -199,21 +199,11 @@ func (s *Server) checkError(t i18n.Localizer, err error, limit int64) (int, stri
 // uploadFromPath loads the upload named by :id, answering 404 when there is
 // none.
 func (s *Server) uploadFromPath(c *gin.Context) (*uploads.Upload, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 || s.Uploads == nil {
+	if s.Uploads == nil {
 		s.notFound(c)
 		return nil, false
 	}
-	u, err := s.Uploads.Get(c.Request.Context(), id)
-	if errors.Is(err, uploads.ErrNotFound) {
-		s.notFound(c)
-		return nil, false
-	}
-	if err != nil {
-		s.serverError(c, err)
-		return nil, false
-	}
-	return u, true
+	return fromPath(s, c, s.Uploads.Get, uploads.ErrNotFound)
 }
 
 func encodingLabel(t i18n.Localizer, enc string) string {
