@@ -534,7 +534,7 @@ func TestTimeoutPerAttempt(t *testing.T) {
 	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a transport timeout", err)
 	}
-	if elapsed < 200*time.Millisecond || elapsed > 3*time.Second {
+	if elapsed < 200*time.Millisecond || elapsed > 10*time.Second {
 		t.Errorf("took %s, want about 2×100ms", elapsed)
 	}
 	if n := len(srv.requests()); n != 2 {
@@ -566,7 +566,7 @@ func TestContextDeadlineHonoured(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("took %s", el)
 	}
 	if n.Load() != 2 {
