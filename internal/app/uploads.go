@@ -33,7 +33,11 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 	if err := jobs.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	client, err := uploads.NewUploadClient(wx.Config(), &uploads.RateLimiter{DB: db}, wxpay.Rate{})
+	var rate wxpay.Rate // zero: the client's configured or default rate
+	if cfg.UploadRate > 0 {
+		rate = wxpay.Rate{N: 1, Per: time.Duration(float64(time.Second) / cfg.UploadRate)}
+	}
+	client, err := uploads.NewUploadClient(wx.Config(), &uploads.RateLimiter{DB: db}, rate)
 	if err != nil {
 		return nil, fmt.Errorf("upload client: %w", err)
 	}

@@ -43,6 +43,9 @@ type Config struct {
 
 	LowInventoryThreshold int
 	UploadMaxBytes        int64
+	// UploadRate is the code-upload requests per second per endpoint, held
+	// across every instance sharing the database; 0 keeps the default.
+	UploadRate float64
 
 	// FaultCrashAfterIntent, for tests only, names an action (deactivate,
 	// presend) after whose recorded intent the process exits at once, as a
@@ -110,6 +113,17 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 		}
 		fs.Int64Var(p, flagName, def, usage+" ("+env+")")
 	}
+	float := func(p *float64, flagName string, def float64, usage string) {
+		env := EnvName(flagName)
+		if v := getenv(env); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			def = f
+		}
+		fs.Float64Var(p, flagName, def, usage+" ("+env+")")
+	}
 	duration := func(p *time.Duration, flagName string, def time.Duration, usage string) {
 		env := EnvName(flagName)
 		if v := getenv(env); v != "" {
@@ -134,6 +148,7 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	duration(&c.LoginLockout, "login-lockout", 15*time.Minute, "how long a username stays locked after too many failed sign-ins")
 	integer(&c.LowInventoryThreshold, "low-inventory-threshold", 1000, "available codes below which a stock shows a low-inventory warning")
 	int64v(&c.UploadMaxBytes, "upload-max-bytes", 100<<20, "largest code file accepted, in bytes")
+	float(&c.UploadRate, "upload-rate", 0, "code-upload requests per second to WeChat Pay, shared by all instances (0: 50 per second)")
 	str(&c.FaultCrashAfterIntent, "fault-crash-after-intent", "", "testing only: exit right after recording the intent of this action (deactivate or presend), to test recovery")
 
 	w := &c.WxPay
@@ -203,6 +218,9 @@ func (c Config) Validate() error {
 	case "", "deactivate", "presend":
 	default:
 		errs = append(errs, fmt.Errorf("fault-crash-after-intent %q: must be deactivate or presend", c.FaultCrashAfterIntent))
+	}
+	if c.UploadRate < 0 {
+		errs = append(errs, errors.New("upload-rate must not be negative"))
 	}
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))
