@@ -29,6 +29,16 @@ import (
 func BenchmarkPresendToken(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchmarkPresendToken(b, startClockConsole(b)) })
 	b.Run("postgres", func(b *testing.B) { benchmarkPresendToken(b, startClockConsoleOn(b, testdb.PostgresURL(b))) })
+	// The same with the sandbox answering after 30 ms, nearer a real
+	// WeChat Pay round trip than a loopback call: the console's fixed cost
+	// (recording intent and outcome) then weighs as it would in production.
+	b.Run("postgres_wx_30ms", func(b *testing.B) {
+		c := startClockConsoleOn(b, testdb.PostgresURL(b))
+		if err := c.Sandbox.SetFaults(sandbox.Faults{Latency: 30 * time.Millisecond}); err != nil {
+			b.Fatal(err)
+		}
+		benchmarkPresendToken(b, c)
+	})
 }
 
 func benchmarkPresendToken(b *testing.B, c *clockConsole) {
