@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxops"
@@ -53,18 +54,11 @@ type Service struct {
 	DB  *gorm.DB
 	WX  Client
 	Ops *wxops.Store
-	Now func() time.Time
+	Now clock.Func
 	// AfterIntent, when set, runs right after an intent is recorded and
 	// before the call: the fault hook with which tests crash the process
 	// between the two.
 	AfterIntent func()
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 // ErrInFlight means the same form is being sent by another request now.
@@ -131,7 +125,7 @@ func (s *Service) ReadBack(ctx context.Context, st *models.Stock) (wxpay.Meta, e
 	if err != nil {
 		return wxpay.Meta{}, err
 	}
-	now := s.now()
+	now := s.Now.UTC()
 	stocks.ApplyProductCoupon(st, r)
 	st.RefreshedAt = &now
 	if err := s.DB.WithContext(ctx).Omit("Bundles").Save(st).Error; err != nil {
@@ -150,7 +144,7 @@ func (s *Service) Refuse(ctx context.Context, ac audit.Context, st *models.Stock
 		d["reason"] = "kind_not_allowed"
 	}
 	rec.Detail = d
-	_, err := audit.Append(ctx, s.DB, s.now(), rec)
+	_, err := audit.Append(ctx, s.DB, s.Now.UTC(), rec)
 	return err
 }
 
@@ -183,7 +177,7 @@ func (s *Service) Deactivate(ctx context.Context, ac audit.Context, st *models.S
 		return nil, err
 	}
 	req := wxpay.DeactivateProductCouponStockRequest{
-		OutRequestNo:     wxops.NewRequestNo("DA", s.now(), 32),
+		OutRequestNo:     wxops.NewRequestNo("DA", s.Now.UTC(), 32),
 		DeactivateReason: strings.TrimSpace(reason),
 	}
 	op, existing, err := s.Ops.Begin(ctx, ac, wxops.Intent{
@@ -243,7 +237,7 @@ func (s *Service) continueOp(ctx context.Context, ac audit.Context, op *models.W
 	if op.Status != models.OpPending {
 		return st, nil
 	}
-	if op.Attempts == 0 && s.now().Sub(op.CreatedAt.UTC()) < inFlight {
+	if op.Attempts == 0 && s.Now.UTC().Sub(op.CreatedAt.UTC()) < inFlight {
 		return st, ErrInFlight
 	}
 	return s.resend(ctx, ac, op, st)
@@ -283,7 +277,7 @@ func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOpera
 		}
 		return st, err
 	}
-	now := s.now()
+	now := s.Now.UTC()
 	d["state"], d["deactivate_time"], d["deactivate_request_no"] = reply.State, reply.DeactivateTime, reply.DeactivateRequestNo
 	result := map[string]any{"state": reply.State, "deactivate_time": reply.DeactivateTime,
 		"deactivate_reason": reply.DeactivateReason, "deactivate_request_no": reply.DeactivateRequestNo}
@@ -304,7 +298,7 @@ func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOpera
 // more than olderThan ago, by resending each with its recorded request
 // number and body. It returns how many succeeded.
 func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, error) {
-	cutoff := s.now().Add(-olderThan)
+	cutoff := s.Now.UTC().Add(-olderThan)
 	pending, err := s.Ops.Pending(ctx, OpKind, cutoff)
 	if err != nil {
 		return 0, err
@@ -313,7 +307,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 	var errs []error
 	for i := range pending {
 		op := &pending[i]
-		if ok, err := claim(ctx, s.DB, op, cutoff, s.now()); err != nil || !ok {
+		if ok, err := claim(ctx, s.DB, op, cutoff, s.Now.UTC()); err != nil || !ok {
 			errs = append(errs, err)
 			continue
 		}

@@ -25,6 +25,7 @@ import (
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
@@ -106,18 +107,11 @@ type Service struct {
 	WX   Client
 	Ops  *wxops.Store
 	Keys *Keys
-	Now  func() time.Time
+	Now  clock.Func
 	// AfterIntent, when set, runs right after an intent is recorded and
 	// before the call: the fault hook with which tests crash the process
 	// between the two.
 	AfterIntent func()
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 // flat is the database without savepoints for nested transactions: the
@@ -286,7 +280,7 @@ func (s *Service) Issue(ctx context.Context, ac audit.Context, in Input) (*Token
 	if len(refs) == 0 {
 		return nil, ErrUnknownBundle
 	}
-	now := s.now()
+	now := s.Now.UTC()
 	req := wxpay.PreSendCouponBundleRequest{
 		ProductCouponID: in.ProductCouponID, StockBundleID: in.StockBundleID, AppID: in.AppID,
 		SendRequestNo: wxops.NewRequestNo("PS", now, 32), Attach: in.Attach,
@@ -370,7 +364,7 @@ func (s *Service) continueOp(ctx context.Context, ac audit.Context, op *models.W
 	if op.Status != models.OpPending || tok.Status != StatusPending {
 		return &tok, nil
 	}
-	if op.Attempts == 0 && s.now().Sub(op.CreatedAt) < inFlight {
+	if op.Attempts == 0 && s.Now.UTC().Sub(op.CreatedAt) < inFlight {
 		return &tok, ErrInFlight
 	}
 	return s.resend(ctx, ac, op, &tok)
@@ -415,7 +409,7 @@ func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOpera
 	if err != nil {
 		return tok, s.fail(ctx, ac, op, tok, err, d)
 	}
-	now := s.now()
+	now := s.Now.UTC()
 	exp := expiry(tok.CreatedAt, now)
 	d["expires_at"] = exp.Format(time.RFC3339)
 	ops := &wxops.Store{DB: s.flat(), Now: s.Ops.Now}
@@ -449,7 +443,7 @@ func (s *Service) fail(ctx context.Context, ac audit.Context, op *models.WxOpera
 	if op.Status == models.OpFailed {
 		tok.Status, tok.OpenIDSealed = StatusFailed, ""
 	}
-	tok.UpdatedAt = s.now()
+	tok.UpdatedAt = s.Now.UTC()
 	uerr := s.DB.WithContext(ctx).Model(tok).Select(tokenColumns).Updates(tok).Error
 	if ferr != nil || uerr != nil {
 		return errors.Join(cause, ferr, uerr)
@@ -460,7 +454,7 @@ func (s *Service) fail(ctx context.Context, ac audit.Context, op *models.WxOpera
 // abandon ends a pending operation that cannot be (re)sent, with a failure
 // audit entry, and wipes its sealed OpenID.
 func (s *Service) abandon(ctx context.Context, op *models.WxOperation, tok *Token, code, message string) error {
-	now := s.now()
+	now := s.Now.UTC()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		op.Status, op.FormToken, op.WxErrorCode, op.WxErrorMessage = models.OpFailed, nil, code, message
 		if err := tx.Model(op).Select("status", "form_token", "wx_error_code", "wx_error_message", "updated_at").Updates(op).Error; err != nil {
@@ -491,7 +485,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 	if err := s.reconcile(ctx); err != nil {
 		return 0, err
 	}
-	cutoff := s.now().Add(-olderThan)
+	cutoff := s.Now.UTC().Add(-olderThan)
 	pending, err := s.Ops.Pending(ctx, OpKind, cutoff)
 	if err != nil {
 		return 0, err
@@ -500,7 +494,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 	var errs []error
 	for i := range pending {
 		op := &pending[i]
-		if ok, err := claim(ctx, s.DB, op, cutoff, s.now()); err != nil || !ok {
+		if ok, err := claim(ctx, s.DB, op, cutoff, s.Now.UTC()); err != nil || !ok {
 			errs = append(errs, err)
 			continue
 		}
@@ -536,7 +530,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 	}
 	for i := range toks {
 		t := &toks[i]
-		t.Status, t.OpenIDSealed, t.UpdatedAt = StatusFailed, "", s.now()
+		t.Status, t.OpenIDSealed, t.UpdatedAt = StatusFailed, "", s.Now.UTC()
 		if err := s.DB.WithContext(ctx).Model(t).Select("status", "openid_sealed", "updated_at").Updates(t).Error; err != nil {
 			return err
 		}

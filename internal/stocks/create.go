@@ -33,7 +33,7 @@ var ErrPendingElsewhere = errors.New("the same form is being submitted")
 // Pay creates one stock however often the form is posted. The returned stock
 // is the console's record of it.
 func (s *Service) CreateFavor(ctx context.Context, ac audit.Context, wx Creator, ops *wxops.Store, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
-	req.OutRequestNo = wxops.NewRequestNo(req.BelongMerchant, s.now(), 32)
+	req.OutRequestNo = wxops.NewRequestNo(req.BelongMerchant, s.Now.UTC(), 32)
 	op, existing, err := ops.Begin(ctx, ac, wxops.Intent{
 		Kind: OpCreateFavorStock, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID,
 		Body: req, Action: ActionCreate, TargetType: audit.TargetStock, TargetID: "new:" + req.OutRequestNo,
@@ -67,7 +67,7 @@ func (s *Service) sendCreate(ctx context.Context, ac audit.Context, wx Creator, 
 		}
 		return nil, err
 	}
-	now := s.now()
+	now := s.Now.UTC()
 	st := &models.Stock{
 		Kind: models.KindFavor, StockID: reply.StockID, Name: req.StockName,
 		State: models.StateUnactivated, WxState: string(wxpay.FavorStockUnactivated),
@@ -100,7 +100,7 @@ func (s *Service) sendCreate(ctx context.Context, ac audit.Context, wx Creator, 
 // or by a failure the user did not retry) with their recorded request
 // numbers and bodies.
 func (s *Service) ResumePendingCreates(ctx context.Context, wx Creator, ops *wxops.Store, olderThan time.Duration) (int, error) {
-	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.now().Add(-olderThan))
+	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.Now.UTC().Add(-olderThan))
 	if err != nil {
 		return 0, err
 	}

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/wxpay"
 )
@@ -41,14 +41,7 @@ type Reader interface {
 type Service struct {
 	DB  *gorm.DB
 	WX  Reader
-	Now func() time.Time
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
+	Now clock.Func
 }
 
 // idPattern is what WeChat Pay IDs look like; anything else is refused before
@@ -117,7 +110,7 @@ func (s *Service) Register(ctx context.Context, ac audit.Context, in RegisterInp
 		rec.WxRequestID = meta.RequestID
 		rec.Detail = map[string]any{"kind": st.Kind, "stock_id": st.StockID, "product_coupon_id": st.ProductCouponID,
 			"state": st.State, "bundles": in.BundleIDs, "demo": in.Demo}
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if err != nil {
@@ -152,7 +145,7 @@ func (s *Service) auditFailure(ctx context.Context, ac audit.Context, action, ta
 	}
 	detail["error"] = errorSummary(cause)
 	rec.Detail = detail
-	_, _ = audit.Append(ctx, s.DB, s.now(), rec)
+	_, _ = audit.Append(ctx, s.DB, s.Now.UTC(), rec)
 }
 
 // errorSummary is a short description of an error for audit detail: WeChat
@@ -174,7 +167,7 @@ func errorSummary(err error) string {
 
 // readInto reads the stock from WeChat Pay and copies what the console shows.
 func (s *Service) readInto(ctx context.Context, st *models.Stock) (wxpay.Meta, error) {
-	now := s.now()
+	now := s.Now.UTC()
 	switch st.Kind {
 	case models.KindProductCoupon:
 		r, err := s.WX.GetProductCouponStock(ctx, st.ProductCouponID, st.StockID)
@@ -314,7 +307,7 @@ func (s *Service) Refresh(ctx context.Context, ac audit.Context, id int64) (*mod
 		rec := ac.Record(ActionRefresh, audit.Success, audit.TargetStock, fmt.Sprint(id))
 		rec.WxRequestID = meta.RequestID
 		rec.Detail = map[string]any{"state": st.State, "total_count": st.TotalCount, "available_count": st.AvailableCount}
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/models"
@@ -128,7 +129,7 @@ type Service struct {
 	Stocks  *stocks.Service
 	DataDir string
 	Logger  *slog.Logger
-	Now     func() time.Time
+	Now     clock.Func
 	Options Options
 
 	draining atomic.Bool
@@ -138,13 +139,6 @@ type Service struct {
 // snooze and carry on elsewhere or after a restart); call it before
 // stopping the job engine.
 func (s *Service) Drain() { s.draining.Store(true) }
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC().Truncate(time.Microsecond)
-	}
-	return time.Now().UTC().Truncate(time.Microsecond)
-}
 
 func (s *Service) opts() Options { return s.Options.withDefaults() }
 
@@ -179,6 +173,9 @@ func (SendArgs) InsertOpts() river.InsertOpts {
 }
 
 // Get loads an upload.
+// now is the current time at the precision both databases store.
+func (s *Service) now() time.Time { return s.Now.UTC().Truncate(time.Microsecond) }
+
 func (s *Service) Get(ctx context.Context, id int64) (*Upload, error) {
 	var u Upload
 	err := s.DB.Gorm.WithContext(ctx).Take(&u, id).Error

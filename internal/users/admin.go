@@ -179,7 +179,7 @@ func (s *Service) change(ctx context.Context, ac audit.Context, id int64, action
 		}
 		rec := ac.Record(action, audit.Success, audit.TargetUser, fmt.Sprint(u.ID))
 		rec.Detail = detail
-		_, err = audit.Append(ctx, tx, s.now(), rec)
+		_, err = audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if errors.Is(err, ErrLastAdmin) {
@@ -191,7 +191,7 @@ func (s *Service) change(ctx context.Context, ac audit.Context, id int64, action
 			detail["disabled_requested"], detail["disabled_after"] = v, detail["disabled_before"]
 		}
 		rec.Detail = detail
-		if _, aerr := audit.Append(ctx, s.DB, s.now(), rec); aerr != nil {
+		if _, aerr := audit.Append(ctx, s.DB, s.Now.UTC(), rec); aerr != nil {
 			return nil, false, errors.Join(err, aerr)
 		}
 		return nil, false, err

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 )
 
@@ -43,16 +44,9 @@ func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpa
 // Service manages users.
 type Service struct {
 	DB          *gorm.DB
-	Now         func() time.Time
+	Now         clock.Func
 	MaxFailures int
 	Lockout     time.Duration
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 // ValidatePassword checks a new password's strength.
@@ -94,7 +88,7 @@ func (s *Service) Add(ctx context.Context, ac audit.Context, username, password 
 		}
 		rec := ac.Record(audit.ActionUserAdd, audit.Success, audit.TargetUser, fmt.Sprint(u.ID))
 		rec.Detail = map[string]any{"username": username, "roles_after": roleNames(u.RoleList())}
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if err != nil {
@@ -146,7 +140,7 @@ var dummyHash, _ = HashPassword("not-a-real-password")
 // the right password, until Lockout has passed. Every outcome is audited.
 func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, password string) (*models.User, error) {
 	username = NormalizeUsername(username)
-	now := s.now()
+	now := s.Now.UTC()
 	db := s.DB.WithContext(ctx)
 
 	var th models.LoginThrottle
@@ -264,7 +258,7 @@ func (s *Service) ChangePassword(ctx context.Context, ac audit.Context, id int64
 		if err := tx.Model(u).Select("password_hash", "must_change_password", "session_version", "updated_at").Updates(u).Error; err != nil {
 			return err
 		}
-		_, err := audit.Append(ctx, tx, s.now(), ac.Record(audit.ActionPasswordChange, audit.Success, audit.TargetUser, fmt.Sprint(u.ID)))
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), ac.Record(audit.ActionPasswordChange, audit.Success, audit.TargetUser, fmt.Sprint(u.ID)))
 		return err
 	})
 	if err != nil {

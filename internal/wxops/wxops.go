@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/wxpay"
 )
@@ -24,14 +25,7 @@ import (
 // Store keeps operations.
 type Store struct {
 	DB  *gorm.DB
-	Now func() time.Time
-}
-
-func (s *Store) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
+	Now clock.Func
 }
 
 // Intent describes a call about to be made.
@@ -82,7 +76,7 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 		rec := ac.Record(in.Action, audit.Pending, in.TargetType, in.TargetID)
 		rec.WxRequestNo = in.RequestNo
 		rec.Detail = in.Detail
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) && in.FormToken != "" {
@@ -121,7 +115,7 @@ func (s *Store) Succeed(ctx context.Context, ac audit.Context, op *models.WxOper
 		}
 		rec := ac.Record(action, audit.Success, targetType, targetID)
 		rec.WxRequestNo, rec.WxRequestID, rec.Detail = op.RequestNo, wxRequestID, detail
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 }
@@ -157,7 +151,7 @@ func (s *Store) Fail(ctx context.Context, ac audit.Context, op *models.WxOperati
 		if err := tx.Model(op).Select(cols).Updates(op).Error; err != nil {
 			return err
 		}
-		_, err := audit.Append(ctx, tx, s.now(), rec)
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 }
