@@ -102,7 +102,7 @@ func registerDemoStocks(ctx context.Context, svc *stocks.Service, sb *sandbox.Sa
 	}
 	ac := audit.Context{Actor: "console (demo data)"}
 	n := 0
-	for _, info := range sb.Stocks() {
+	for _, info := range sb.StockSummaries() {
 		in := stocks.RegisterInput{
 			Kind: models.StockKind(info.Kind), StockID: info.StockID, ProductCouponID: info.ProductCouponID,
 			Name: info.Name, Demo: true, BundleIDs: bundles[info.ProductCouponID+"/"+info.StockID],

@@ -60,6 +60,10 @@ type TokenInfo struct {
 // first).
 func (s *Sandbox) Stocks() []StockInfo { return s.stocks(true) }
 
+// StockSummaries lists every stock without its codes, which can number
+// millions.
+func (s *Sandbox) StockSummaries() []StockInfo { return s.stocks(false) }
+
 func (s *Sandbox) stocks(withCodes bool) []StockInfo {
 	s.mu.Lock()
 	now := s.now()
