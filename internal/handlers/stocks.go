@@ -36,7 +36,7 @@ func stateOptions(t i18n.Localizer) []templates.Option {
 	return out
 }
 
-func count(t i18n.Localizer, v *int64) string {
+func count(v *int64) string {
 	if v == nil {
 		return "—"
 	}
@@ -65,7 +65,7 @@ func (s *Server) stockList(c *gin.Context) {
 		props.Rows = append(props.Rows, templates.StockRow{
 			ID: st.ID, Kind: p.T.T("stocks.kind." + string(st.Kind)), StockID: st.StockID, ProductCouponID: st.ProductCouponID,
 			Name: displayName(p.T, st), State: string(st.State), StateLabel: p.T.T("stocks.state." + string(st.State)),
-			CodeMode: st.CouponCodeMode, Total: count(p.T, st.TotalCount), Available: count(p.T, st.AvailableCount),
+			CodeMode: st.CouponCodeMode, Total: count(st.TotalCount), Available: count(st.AvailableCount),
 			Low: stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)), Demo: st.Demo,
 		})
 	}
@@ -153,8 +153,8 @@ func (s *Server) stockPage(c *gin.Context) {
 	}
 	if stocks.UploadsCodes(st) {
 		props.Codes = []templates.Fact{
-			{Label: p.T.T("stocks.codes_total"), Value: count(p.T, st.TotalCount)},
-			{Label: p.T.T("stocks.codes_available"), Value: count(p.T, st.AvailableCount)},
+			{Label: p.T.T("stocks.codes_total"), Value: count(st.TotalCount)},
+			{Label: p.T.T("stocks.codes_available"), Value: count(st.AvailableCount)},
 		}
 		if stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)) {
 			props.LowWarning = p.T.T("stocks.low_inventory", *st.AvailableCount, s.Config.LowInventoryThreshold)
@@ -163,9 +163,9 @@ func (s *Server) stockPage(c *gin.Context) {
 		props.Codes = []templates.Fact{{Label: p.T.T("stocks.codes"), Value: p.T.T("stocks.codes_not_uploaded")}}
 	}
 	props.SendRules = []templates.Fact{
-		{Label: p.T.T("stocks.max_coupons"), Value: count(p.T, st.MaxCoupons)},
-		{Label: p.T.T("stocks.max_coupons_per_user"), Value: count(p.T, st.MaxCouponsPerUser)},
-		{Label: p.T.T("stocks.sent_count"), Value: count(p.T, st.SentCount)},
+		{Label: p.T.T("stocks.max_coupons"), Value: count(st.MaxCoupons)},
+		{Label: p.T.T("stocks.max_coupons_per_user"), Value: count(st.MaxCouponsPerUser)},
+		{Label: p.T.T("stocks.sent_count"), Value: count(st.SentCount)},
 	}
 	if st.DeactivateRequestNo != "" || st.DeactivateTime != "" {
 		props.Deactivation = []templates.Fact{
