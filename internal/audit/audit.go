@@ -2,9 +2,10 @@
 //
 // Every entry is written inside the caller's database transaction, so an
 // action and its record commit or roll back together. Each entry carries a
-// SHA-256 hash over its canonical content and its predecessor's hash; Verify
-// walks the chain and names the first entry that does not fit. The database
-// refuses UPDATE and DELETE on the table (triggers in the migrations).
+// SHA-256 hash over its canonical content, its sequence number and its
+// predecessor's hash; Verify walks the chain and names the first entry that
+// does not fit. The database refuses UPDATE and DELETE on the table
+// (triggers in the migrations).
 package audit
 
 import (
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +65,7 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 // Entry is one row of the audit log.
 type Entry struct {
 	Seq         int64 `gorm:"primaryKey;autoIncrement:false"`
+	HashScheme  int   `gorm:"default:1"` // SchemeContent for entries Append writes
 	OccurredAt  time.Time
 	ActorID     *int64
 	Actor       string
@@ -138,28 +141,67 @@ func canonicalDetail(detail map[string]any) (string, error) {
 // kept to the microsecond, the precision both databases store.
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
-// ComputeHash returns the hash of e's content chained to e.PrevHash.
+// Hash schemes. An entry records the scheme it was hashed with, so entries
+// written before a change of scheme still verify.
+const (
+	// SchemeWhole hashes every field, the sequence number and the previous
+	// hash together.
+	SchemeWhole = 1
+	// SchemeContent hashes the content fields on their own and then chains
+	// that hash: sha256(prev_hash ":" seq ":" content_hash), all in hex. The
+	// chaining step is simple enough for PostgreSQL to compute while it
+	// takes the next sequence number, so an append is one statement there.
+	SchemeContent = 2
+)
+
+// ComputeHash returns the hash of e chained to e.PrevHash, by e's scheme.
 func ComputeHash(e *Entry) string {
+	if e.HashScheme == SchemeContent {
+		return chainHash(e.PrevHash, e.Seq, contentHash(e))
+	}
+	return wholeHash(e)
+}
+
+// fields are an entry's content as strings, in a fixed order.
+func fields(e *Entry) []string {
 	actorID := ""
 	if e.ActorID != nil {
 		actorID = fmt.Sprint(*e.ActorID)
 	}
-	// A JSON array of strings is an unambiguous encoding: no field can run
-	// into its neighbour whatever characters it holds.
-	content, _ := json.Marshal([]string{
-		fmt.Sprint(e.Seq),
+	return []string{
 		e.OccurredAt.UTC().Format(timeLayout),
 		actorID, e.Actor, e.ActorRoles, e.Action, e.TargetType, e.TargetID,
 		string(e.Outcome), e.WxRequestNo, e.WxErrorCode, e.WxRequestID,
-		e.ClientIP, e.UserAgent, e.RequestID, e.Detail, e.PrevHash,
-	})
+		e.ClientIP, e.UserAgent, e.RequestID, e.Detail,
+	}
+}
+
+// A JSON array of strings is an unambiguous encoding: no field can run into
+// its neighbour whatever characters it holds.
+func hashStrings(s []string) string {
+	content, _ := json.Marshal(s)
 	sum := sha256.Sum256(content)
 	return hex.EncodeToString(sum[:])
 }
 
-// chainLockKey is the PostgreSQL advisory lock that serialises appends, so
-// concurrent writers on several console instances still form one chain.
-const chainLockKey = 74280011
+// wholeHash is scheme 1.
+func wholeHash(e *Entry) string {
+	f := fields(e)
+	all := make([]string, 0, len(f)+2)
+	all = append(all, fmt.Sprint(e.Seq))
+	all = append(all, f...)
+	return hashStrings(append(all, e.PrevHash))
+}
+
+// contentHash is scheme 2's hash of the content fields.
+func contentHash(e *Entry) string { return hashStrings(fields(e)) }
+
+// chainHash is scheme 2's chaining step; appendPostgres computes the same
+// in SQL. Every part is ASCII, so the text is the same bytes in both.
+func chainHash(prevHash string, seq int64, content string) string {
+	sum := sha256.Sum256([]byte(prevHash + ":" + strconv.FormatInt(seq, 10) + ":" + content))
+	return hex.EncodeToString(sum[:])
+}
 
 // Append writes one entry inside db's transaction (or a transaction of its
 // own when db is not in one). now is the entry's time.
@@ -172,6 +214,7 @@ func Append(ctx context.Context, db *gorm.DB, now time.Time, rec Record) (*Entry
 		return nil, err
 	}
 	e := &Entry{
+		HashScheme:  SchemeContent,
 		OccurredAt:  now.UTC().Truncate(time.Microsecond),
 		ActorID:     rec.ActorID,
 		Actor:       rec.Actor,
@@ -188,37 +231,96 @@ func Append(ctx context.Context, db *gorm.DB, now time.Time, rec Record) (*Entry
 		RequestID:   rec.RequestID,
 		Detail:      detail,
 	}
-	write := func(tx *gorm.DB) error {
-		if tx.Dialector.Name() == "postgres" {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", chainLockKey).Error; err != nil {
-				return err
-			}
-		}
-		var last Entry
-		err := tx.Select("seq", "hash").Order("seq DESC").Limit(1).Take(&last).Error
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			e.Seq, e.PrevHash = 1, GenesisHash
-		case err != nil:
-			return err
-		default:
-			e.Seq, e.PrevHash = last.Seq+1, last.Hash
-		}
-		e.Hash = ComputeHash(e)
-		return tx.Create(e).Error
+	write := appendSQLite
+	if db.Dialector.Name() == "postgres" {
+		write = appendPostgres
 	}
 	// Inside the caller's transaction the entry is written directly: a
 	// savepoint would cost two more round trips, and a failed append fails
 	// the caller's transaction anyway.
 	if c, ok := db.Statement.ConnPool.(gorm.TxCommitter); ok && c != nil {
-		err = write(db.WithContext(ctx))
+		err = write(db.WithContext(ctx), e)
 	} else {
-		err = db.WithContext(ctx).Transaction(write)
+		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return write(tx, e) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit append %s: %w", rec.Action, err)
 	}
 	return e, nil
+}
+
+// appendSQLite reads the last entry and writes the next. SQLite has one
+// writer at a time, so nothing can come between the two.
+func appendSQLite(tx *gorm.DB, e *Entry) error {
+	var last Entry
+	err := tx.Select("seq", "hash").Order("seq DESC").Limit(1).Take(&last).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		e.Seq, e.PrevHash = 1, GenesisHash
+	case err != nil:
+		return err
+	default:
+		e.Seq, e.PrevHash = last.Seq+1, last.Hash
+	}
+	e.Hash = ComputeHash(e)
+	return tx.Create(e).Error
+}
+
+// appendSQL takes the next sequence number from the chain head, chains the
+// content hash to the head's hash (chainHash, in SQL), moves the head and
+// inserts the entry: one statement, one round trip. The head's row lock
+// serialises concurrent appends, on every console instance, until the
+// transaction ends; a waiting append then sees the head as the other left it.
+const appendSQL = `WITH head AS (
+    UPDATE audit_head
+       SET seq = seq + 1, prev_hash = hash,
+           hash = encode(sha256(convert_to(hash || ':' || (seq + 1)::text || ':' || ?::text, 'UTF8')), 'hex')
+     WHERE id = 1
+ RETURNING seq, prev_hash, hash)
+INSERT INTO audit_entries (seq, hash_scheme, occurred_at, actor_id, actor, actor_roles, action, target_type, target_id,
+    outcome, wx_request_no, wx_error_code, wx_request_id, client_ip, user_agent, request_id, detail, prev_hash, hash)
+SELECT seq, 2, ?::timestamptz, ?::bigint, ?::text, ?::text, ?::text,
+    ?::text, ?::text, ?::text, ?::text, ?::text,
+    ?::text, ?::text, ?::text, ?::text, ?::text, prev_hash, hash
+  FROM head
+RETURNING seq, prev_hash, hash`
+
+func appendPostgres(tx *gorm.DB, e *Entry) error {
+	content := contentHash(e)
+	var row struct {
+		Seq      int64
+		PrevHash string
+		Hash     string
+	}
+	// The arguments in the order appendSQL names them.
+	res := tx.Raw(appendSQL, content, e.OccurredAt, e.ActorID, e.Actor, e.ActorRoles, e.Action, e.TargetType, e.TargetID,
+		string(e.Outcome), e.WxRequestNo, e.WxErrorCode, e.WxRequestID, e.ClientIP, e.UserAgent, e.RequestID, e.Detail).
+		Scan(&row)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected != 1 {
+		return errors.New("the audit chain head is missing")
+	}
+	e.Seq, e.PrevHash, e.Hash = row.Seq, row.PrevHash, row.Hash
+	// The database chained the entry; the console must agree, or Verify
+	// would later call a sound entry altered.
+	if want := chainHash(e.PrevHash, e.Seq, content); e.Hash != want {
+		return fmt.Errorf("entry %d: the database chained hash %s, expected %s", e.Seq, e.Hash, want)
+	}
+	return nil
+}
+
+// SyncHead points PostgreSQL's chain head at the last entry. Only entries
+// written other than by Append (a bulk load, a restore of the table alone)
+// need it; Append keeps the head itself.
+func SyncHead(ctx context.Context, db *gorm.DB) error {
+	if db.Dialector.Name() != "postgres" {
+		return nil
+	}
+	return db.WithContext(ctx).Exec(`UPDATE audit_head SET seq = last.seq, prev_hash = last.prev_hash, hash = last.hash
+  FROM (SELECT seq, prev_hash, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS last
+ WHERE audit_head.id = 1`).Error
 }
 
 func truncate(s string, n int) string {

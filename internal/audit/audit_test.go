@@ -69,6 +69,7 @@ func TestAppendRollsBackWithCaller(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		tx := db.Gorm.Begin()
+		defer tx.Rollback() // also when the append fails: an open transaction would hold the test database
 		if _, err := audit.Append(ctx, tx, time.Now(), rec(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +130,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"altered and rehashed", "UPDATE audit_entries SET hash = '" + strings.Repeat("a", 64) + "' WHERE seq = 3", 3, audit.ProblemHash},
 		{"deleted entry", "DELETE FROM audit_entries WHERE seq = 3", 3, audit.ProblemSequence},
 		{"deleted earlier entry", "DELETE FROM audit_entries WHERE seq = 2", 2, audit.ProblemSequence},
+		{"scheme changed", "UPDATE audit_entries SET hash_scheme = 1 WHERE seq = 3", 3, audit.ProblemHash},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -224,4 +226,44 @@ func BenchmarkAppendSQLite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}
+
+// Entries hashed with the first scheme (written before scheme 2 existed) and
+// entries Append writes now form one chain that verifies; on PostgreSQL the
+// database's chaining step agrees with the console's for any content.
+func TestSchemesChainTogether(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		old := seedEntries(t, db, 4, func(i int, e *audit.Entry) { e.OccurredAt = base.Add(time.Duration(i) * time.Hour) })
+		tricky := audit.Record{
+			Actor: "王小明", ActorRoles: []string{"operator"}, Action: "stock.deactivate", Outcome: audit.Success,
+			TargetType: audit.TargetStock, TargetID: "1:2:\"3\"", UserAgent: "a\tb\u2028<&>",
+			Detail: map[string]any{"reason": "门店闭店 \"停止\" : 活动 \\ 结束", "n": 1.5},
+		}
+		var last *audit.Entry
+		for range 3 {
+			e, err := audit.Append(ctx, db.Gorm, time.Now(), tricky)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = e
+		}
+		if last.Seq != 7 || last.HashScheme != audit.SchemeContent {
+			t.Fatalf("last entry seq %d scheme %d", last.Seq, last.HashScheme)
+		}
+		var first audit.Entry
+		if err := db.Gorm.Where("seq = 5").Take(&first).Error; err != nil {
+			t.Fatal(err)
+		}
+		if first.PrevHash != old[3].Hash || first.HashScheme != audit.SchemeContent {
+			t.Fatalf("entry 5 prev %s scheme %d, want prev %s", first.PrevHash, first.HashScheme, old[3].Hash)
+		}
+		res, err := audit.Verify(ctx, db.Gorm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Intact || res.Checked != 7 {
+			t.Fatalf("verify: %+v", res)
+		}
+	})
 }

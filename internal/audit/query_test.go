@@ -36,6 +36,9 @@ func seedEntries(tb testing.TB, db *database.DB, n int, shape func(i int, e *aud
 	if err := db.Gorm.CreateInBatches(entries, 500).Error; err != nil {
 		tb.Fatal(err)
 	}
+	if err := audit.SyncHead(context.Background(), db.Gorm); err != nil {
+		tb.Fatal(err)
+	}
 	return entries
 }
 

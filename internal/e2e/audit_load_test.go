@@ -310,6 +310,9 @@ func loadEntries(ctx context.Context, con *app.Console, n int, from, to time.Tim
 		return []any{e.Seq, e.OccurredAt, e.ActorID, e.Actor, e.ActorRoles, e.Action, e.TargetType, e.TargetID,
 			string(e.Outcome), e.WxRequestNo, e.WxErrorCode, e.WxRequestID, e.ClientIP, e.UserAgent, e.RequestID, e.Detail, e.PrevHash, e.Hash}, nil
 	})
-	_, err = con.DB.Pool.CopyFrom(ctx, pgx.Identifier{"audit_entries"}, cols, src)
-	return err
+	if _, err = con.DB.Pool.CopyFrom(ctx, pgx.Identifier{"audit_entries"}, cols, src); err != nil {
+		return err
+	}
+	// The entries went in beside Append: move the chain head past them.
+	return audit.SyncHead(ctx, con.DB.Gorm)
 }
