@@ -280,6 +280,36 @@ func TestDoubleSubmit(t *testing.T) {
 	}
 }
 
+// The same form posted by several requests at once is still one operation
+// and one request: the others find it recorded, in flight or done.
+func TestConcurrentSubmit(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		e := newEnv(t, db)
+		ctx := context.Background()
+		in := input(sandbox.SeedBundleMemberDay, openID(6), "raced-form")
+		const posts = 6
+		toks := make([]*presend.Token, posts)
+		errs := make([]error, posts)
+		var wg sync.WaitGroup
+		for i := range posts {
+			wg.Go(func() { toks[i], errs[i] = e.svc.Issue(ctx, ac, in) })
+		}
+		wg.Wait()
+		for i := range posts {
+			if errs[i] != nil && !errors.Is(errs[i], presend.ErrInFlight) || toks[i] == nil || toks[i].ID != toks[0].ID {
+				t.Fatalf("post %d: %+v %v", i, toks[i], errs[i])
+			}
+		}
+		if reqs := e.requests(); len(reqs) != 1 || reqs[0].Count != 1 {
+			t.Fatalf("requests %+v", reqs)
+		}
+		var ops int64
+		if err := db.Gorm.Model(&models.WxOperation{}).Where("form_token = ?", in.FormToken).Count(&ops).Error; err != nil || ops != 1 {
+			t.Fatalf("%d operations for the form (%v)", ops, err)
+		}
+	})
+}
+
 func TestUnknownBundle(t *testing.T) {
 	e := newEnv(t, testdb.SQLite(t))
 	_, err := e.svc.Issue(context.Background(), ac, input("999999", openID(5), "x"))

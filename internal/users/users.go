@@ -119,14 +119,33 @@ func (s *Service) Count(ctx context.Context) (int64, error) {
 }
 
 // ByID loads a user with roles.
+//
+// It is one query, user and roles together: every request of a signed-in
+// user runs it.
 func (s *Service) ByID(ctx context.Context, id int64) (*models.User, error) {
-	var u models.User
-	err := s.DB.WithContext(ctx).Preload("Roles").Take(&u, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	agg := "group_concat(role, ',')"
+	if s.DB.Dialector.Name() == "postgres" {
+		agg = "string_agg(role, ',')"
+	}
+	var row struct {
+		models.User
+		RoleNames *string
+	}
+	res := s.DB.WithContext(ctx).Model(&models.User{}).
+		Select("users.*, (SELECT "+agg+" FROM user_roles WHERE user_roles.user_id = users.id) AS role_names").
+		Where("users.id = ?", id).Limit(1).Scan(&row)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 {
 		return nil, ErrNotFound
 	}
-	if err != nil {
-		return nil, err
+	u := row.User
+	u.Roles = nil
+	if row.RoleNames != nil {
+		for _, r := range strings.Split(*row.RoleNames, ",") {
+			u.Roles = append(u.Roles, models.UserRole{UserID: u.ID, Role: models.Role(r)})
+		}
 	}
 	return &u, nil
 }

@@ -100,3 +100,26 @@ func TestInitialAdmin(t *testing.T) {
 		}
 	})
 }
+
+// ByID, which every signed-in request runs, loads the user with all roles
+// in one query, and tells an unknown user apart.
+func TestByID(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		svc := &users.Service{DB: db.Gorm, MaxFailures: 5, Lockout: time.Minute}
+		added, err := svc.Add(ctx, audit.Context{}, "mia", "a-long-password-1", []models.Role{models.RoleManager, models.RoleOperator}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := svc.ByID(ctx, added.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Username != "mia" || !u.HasRole(models.RoleManager) || !u.HasRole(models.RoleOperator) || u.HasRole(models.RoleAdmin) || len(u.Roles) != 2 {
+			t.Fatalf("loaded %+v", u)
+		}
+		if _, err := svc.ByID(ctx, added.ID+100); !errors.Is(err, users.ErrNotFound) {
+			t.Fatalf("unknown user: %v", err)
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/clock"
@@ -47,16 +48,6 @@ type Intent struct {
 // resends that operation's request number and body.
 func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *models.WxOperation, existing bool, err error) {
 	db := s.DB.WithContext(ctx)
-	if in.FormToken != "" {
-		var found models.WxOperation
-		err := db.Where("form_token = ?", in.FormToken).Take(&found).Error
-		if err == nil {
-			return &found, true, nil
-		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, false, err
-		}
-	}
 	body, err := json.Marshal(in.Body)
 	if err != nil {
 		return nil, false, fmt.Errorf("operation body: %w", err)
@@ -70,8 +61,20 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 		op.FormToken = &tok
 	}
 	err = db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(op).Error; err != nil {
-			return err
+		insert := tx
+		if in.FormToken != "" {
+			// A form token already recorded (a re-post, or two posts
+			// racing: the second waits for the first to commit) inserts
+			// nothing, and the recorded operation is looked up below. The
+			// first post of a form, by far the most common, costs no lookup.
+			insert = tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "form_token"}}, DoNothing: true})
+		}
+		res := insert.Create(op)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errFormRecorded
 		}
 		rec := ac.Record(in.Action, audit.Pending, in.TargetType, in.TargetID)
 		rec.WxRequestNo = in.RequestNo
@@ -79,8 +82,7 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
-	if errors.Is(err, gorm.ErrDuplicatedKey) && in.FormToken != "" {
-		// Two posts of one form raced; the other recorded the intent.
+	if (errors.Is(err, errFormRecorded) || errors.Is(err, gorm.ErrDuplicatedKey)) && in.FormToken != "" {
 		var found models.WxOperation
 		if err := db.Where("form_token = ?", in.FormToken).Take(&found).Error; err != nil {
 			return nil, false, err
@@ -92,6 +94,9 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 	}
 	return op, false, nil
 }
+
+// errFormRecorded: an operation with the intent's form token exists.
+var errFormRecorded = errors.New("form token already recorded")
 
 // Succeed records the outcome of a successful call; also runs in the same
 // transaction (e.g. storing the created stock), and the audit entry carries
