@@ -150,7 +150,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
 		closers: []func(){func() { db.Close() }, wx.close}}
-	c.Stocks = &stocks.Service{DB: db.Gorm, WX: wx.Client}
+	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {

@@ -35,19 +35,35 @@ const (
 
 // DB is an open console database.
 type DB struct {
-	Gorm    *gorm.DB
+	Gorm *gorm.DB
+	// Search runs the reads whose conditions come from what a user typed —
+	// the stock search and the audit log's filters. On PostgreSQL its
+	// connections plan each statement for its actual parameters: a plan
+	// made for any parameters cannot use the prefix and trigram indexes
+	// behind LIKE. Gorm's connections may reuse a statement's plan, which
+	// spares the planning on every other statement. On SQLite it is Gorm.
+	Search  *gorm.DB
 	SQL     *sql.DB
 	Dialect Dialect
 	// Pool is the pgx pool behind SQL on PostgreSQL (shared with the job
 	// engine); nil on SQLite.
 	Pool *pgxpool.Pool
+	// searchPool and searchSQL are behind Search on PostgreSQL.
+	searchPool *pgxpool.Pool
+	searchSQL  *sql.DB
 }
 
 // Close releases the connections.
 func (db *DB) Close() error {
 	err := db.SQL.Close()
+	if db.searchSQL != nil {
+		err = errors.Join(err, db.searchSQL.Close())
+	}
 	if db.Pool != nil {
 		db.Pool.Close()
+	}
+	if db.searchPool != nil {
+		db.searchPool.Close()
 	}
 	return err
 }
@@ -72,26 +88,42 @@ func gormConfig() *gorm.Config {
 	}
 }
 
-// OpenPostgres connects through a pgx pool that gorm shares via database/sql.
+// OpenPostgres connects through a pgx pool that gorm shares via database/sql,
+// and through a second pool for Search.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	pool, sqlDB, g, err := openPostgresPool(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	searchPool, searchSQL, search, err := openPostgresPool(ctx, url, map[string]string{"plan_cache_mode": "force_custom_plan"})
+	if err != nil {
+		sqlDB.Close()
+		pool.Close()
+		return nil, err
+	}
+	return &DB{Gorm: g, Search: search, SQL: sqlDB, Dialect: Postgres, Pool: pool, searchPool: searchPool, searchSQL: searchSQL}, nil
+}
+
+func openPostgresPool(ctx context.Context, url string, params map[string]string) (*pgxpool.Pool, *sql.DB, *gorm.DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres URL: %w", err)
+		return nil, nil, nil, fmt.Errorf("postgres URL: %w", err)
 	}
-	// Plan each statement for its actual parameters: a generic plan cannot
-	// use the prefix and trigram indexes behind LIKE searches.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, nil, nil, fmt.Errorf("open postgres: %w", err)
 	}
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	g, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gormConfig())
 	if err != nil {
+		sqlDB.Close()
 		pool.Close()
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, nil, nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: Postgres, Pool: pool}, nil
+	return pool, sqlDB, g, nil
 }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path. One open
@@ -112,7 +144,7 @@ func OpenSQLite(path string) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{Gorm: g, SQL: sqlDB, Dialect: SQLite}, nil
+	return &DB{Gorm: g, Search: g, SQL: sqlDB, Dialect: SQLite}, nil
 }
 
 // migrationProvider builds the goose provider for the dialect. On PostgreSQL a

@@ -176,7 +176,7 @@ func (s *Server) auditPage(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.AuditPage(props))
 		return
 	}
-	page, err := audit.List(c.Request.Context(), s.DB.Gorm, r.filter, r.cursor, auditPageSize)
+	page, err := audit.List(c.Request.Context(), s.DB.Search, r.filter, r.cursor, auditPageSize)
 	if err != nil {
 		s.serverError(c, err)
 		return
@@ -234,7 +234,7 @@ func (s *Server) auditProps(c *gin.Context, p templates.Page, r auditRequest) te
 	}
 	props.Users = names
 	// Offer every action with a label and every action in the log.
-	actions, err := audit.Actions(c.Request.Context(), s.DB.Gorm)
+	actions, err := audit.Actions(c.Request.Context(), s.DB.Search)
 	if err != nil {
 		s.log(c).Error("audit page: list actions", "err", err)
 	}
@@ -389,7 +389,7 @@ func (s *Server) auditExport(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c.Status(http.StatusOK)
-	n, err := audit.Export(ctx, s.DB.Gorm, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush)
+	n, err := audit.Export(ctx, s.DB.Search, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			s.log(c).Info("audit export stopped: the client went away", "entries", n)

@@ -39,9 +39,11 @@ type Reader interface {
 
 // Service manages stocks.
 type Service struct {
-	DB  *gorm.DB
-	WX  Reader
-	Now clock.Func
+	DB *gorm.DB
+	// Search runs List (database.DB.Search); nil means DB.
+	Search *gorm.DB
+	WX     Reader
+	Now    clock.Func
 }
 
 // idPattern is what WeChat Pay IDs look like; anything else is refused before
@@ -331,9 +333,13 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 	if q.Limit <= 0 || q.Limit > 200 {
 		q.Limit = 50
 	}
+	search := s.Search
+	if search == nil {
+		search = s.DB
+	}
 	// matching is the stocks that pass the filters and one search condition.
 	matching := func(cond string, args ...any) *gorm.DB {
-		db := s.DB.WithContext(ctx).Model(&models.Stock{}).Select(listColumns)
+		db := search.WithContext(ctx).Model(&models.Stock{}).Select(listColumns)
 		if cond != "" {
 			db = db.Where(cond, args...)
 		}
@@ -357,7 +363,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 			// IDs, a trigram index on the name); an OR, a join or an IN
 			// makes the planner walk the whole table in id order.
 			prefix := escapeLike(term) + "%"
-			db = s.DB.WithContext(ctx).Table("(? UNION ? UNION ?) AS stocks",
+			db = search.WithContext(ctx).Table("(? UNION ? UNION ?) AS stocks",
 				matching(`stock_id LIKE ? ESCAPE '\'`, prefix),
 				matching(`product_coupon_id LIKE ? ESCAPE '\'`, prefix),
 				matching(`name LIKE ? ESCAPE '\'`, contains))
