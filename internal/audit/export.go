@@ -17,7 +17,7 @@ var ExportHeader = []string{
 	"seq", "occurred_at_utc", "occurred_at_local", "actor_id", "actor", "actor_roles",
 	"action", "target_type", "target_id", "outcome",
 	"wx_request_no", "wx_error_code", "wx_request_id",
-	"client_ip", "user_agent", "request_id", "detail", "prev_hash", "hash",
+	"client_ip", "user_agent", "request_id", "detail", "prev_hash", "hash", "hash_scheme",
 }
 
 // UTF8BOM starts the export so spreadsheet programs (Excel in a Chinese
@@ -103,6 +103,7 @@ func exportRow(row []string, e *Entry, loc *time.Location) {
 	row[16] = cell(e.Detail)
 	row[17] = e.PrevHash
 	row[18] = e.Hash
+	row[19] = strconv.Itoa(max(e.HashScheme, SchemeWhole))
 }
 
 // cell guards a text field against spreadsheet formula injection: a value

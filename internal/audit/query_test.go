@@ -267,6 +267,9 @@ func TestExportCSV(t *testing.T) {
 			if r[col("actor")] != wantActor || r[col("user_agent")] != strings.ReplaceAll(tr.ua, "\r\n", "\n") || r[col("target_id")] != tr.target {
 				t.Errorf("row %d: actor %q ua %q target %q", seq, r[col("actor")], r[col("user_agent")], r[col("target_id")])
 			}
+			if r[col("hash_scheme")] != "1" { // seeded as entries written before scheme 2
+				t.Errorf("row %d hash scheme %q", seq, r[col("hash_scheme")])
+			}
 			if r[col("detail")] != `{"note":"a, \"b\"\nc"}` {
 				t.Errorf("row %d detail %q", seq, r[col("detail")])
 			}

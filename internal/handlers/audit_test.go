@@ -332,7 +332,8 @@ func TestAuditExport(t *testing.T) {
 		col := func(n string) int { return slices.Index(audit.ExportHeader, n) }
 		last := rows[2]
 		if last[col("user_agent")] != tricky.UserAgent || last[col("wx_request_no")] != "REQ,1" ||
-			last[col("occurred_at_local")] != "2026-03-01 10:00:00 +08:00" || rows[1][col("actor")] != "sam" {
+			last[col("occurred_at_local")] != "2026-03-01 10:00:00 +08:00" || rows[1][col("actor")] != "sam" ||
+			last[col("hash_scheme")] != "2" {
 			t.Fatalf("rows %q", rows[1:])
 		}
 
