@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -191,6 +193,22 @@ func TestUploadOverHTTP(t *testing.T) {
 	resp, body = fetch(t, sup, "GET", page+"/file", nil, "en")
 	if resp.StatusCode != 200 || body != string(data) || !has(resp.Header.Get("Content-Disposition"), "codes.csv") {
 		t.Fatalf("file download: %d", resp.StatusCode)
+	}
+	// Another console instance sharing the database has no copy of the
+	// file: its page says so instead of linking to a download that fails.
+	var up uploads.Upload
+	if err := c.DB.Gorm.Take(&up, strings.TrimPrefix(page, c.URL+"/uploads/")).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(c.Uploads.FilePath(&up)); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = fetch(t, sup, "GET", page, nil, "en")
+	if !has(body, `id="upload-file-elsewhere"`) || has(body, `id="upload-file"`) {
+		t.Fatalf("page without the file on this instance:\n%s", body)
+	}
+	if resp, _ = fetch(t, sup, "GET", page+"/file", nil, "en"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("file download without the file: %d", resp.StatusCode)
 	}
 
 	// The stock page lists it; the code counts were read back.

@@ -281,7 +281,11 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 		props.Header = t.T("uploads.header_yes")
 	}
 	if u.FilePath != "" {
-		props.FileURL = "/uploads/" + id + "/file"
+		if _, err := os.Stat(s.Uploads.FilePath(u)); err == nil {
+			props.FileURL = "/uploads/" + id + "/file"
+		} else {
+			props.FileElsewhere = true
+		}
 	}
 	props.Times = append(props.Times, templates.Fact{Label: t.T("uploads.created_at"), Value: s.localTime(u.CreatedAt)})
 	if u.StartedAt != nil {
