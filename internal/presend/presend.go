@@ -96,9 +96,10 @@ func (t *Token) Remaining(now time.Time) time.Duration {
 	return t.ExpiresAt.Sub(now)
 }
 
-// Client is the part of the WeChat Pay client that pre-sends.
+// Client is the part of the WeChat Pay client that pre-sends: it builds
+// and signs a call, which is sent later.
 type Client interface {
-	PreSendCouponBundle(ctx context.Context, openid string, req wxpay.PreSendCouponBundleRequest) (*wxpay.PreSendCouponBundleReply, error)
+	PreparePreSendCouponBundle(openid string, req wxpay.PreSendCouponBundleRequest) (*wxpay.PreSendCall, error)
 }
 
 // Service issues and lists pre-send tokens.
@@ -273,17 +274,26 @@ func (s *Service) Issue(ctx context.Context, ac audit.Context, in Input) (*Token
 		}
 		return nil, fmt.Errorf("presend: invalid input %v", errs)
 	}
+	now := s.Now.UTC()
+	req := wxpay.PreSendCouponBundleRequest{
+		ProductCouponID: in.ProductCouponID, StockBundleID: in.StockBundleID, AppID: in.AppID,
+		SendRequestNo: wxops.NewRequestNo("PS", now, 32), Attach: in.Attach,
+	}
+	// The call is signed (about a millisecond of private-key arithmetic)
+	// while the bundle is looked up and the intent recorded; it is sent only
+	// once the intent has committed. A form that turns out to be a re-post,
+	// or a bundle that is not registered, drops it unsent.
+	signed := make(chan preparedCall, 1)
+	go func() {
+		call, err := s.WX.PreparePreSendCouponBundle(in.OpenID, req)
+		signed <- preparedCall{call, err}
+	}()
 	refs, err := s.bundleStocks(ctx, in.ProductCouponID, in.StockBundleID)
 	if err != nil {
 		return nil, err
 	}
 	if len(refs) == 0 {
 		return nil, ErrUnknownBundle
-	}
-	now := s.Now.UTC()
-	req := wxpay.PreSendCouponBundleRequest{
-		ProductCouponID: in.ProductCouponID, StockBundleID: in.StockBundleID, AppID: in.AppID,
-		SendRequestNo: wxops.NewRequestNo("PS", now, 32), Attach: in.Attach,
 	}
 	tok := &Token{
 		SendRequestNo: req.SendRequestNo, StockRef: &refs[0], ProductCouponID: in.ProductCouponID,
@@ -327,7 +337,14 @@ func (s *Service) Issue(ctx context.Context, ac audit.Context, in Input) (*Token
 	if s.AfterIntent != nil {
 		s.AfterIntent()
 	}
-	return s.send(ctx, ac, op, tok, in.OpenID, req, false)
+	return s.send(ctx, ac, op, tok, <-signed, false)
+}
+
+// preparedCall is a pre-send signed and ready to send, or why it could not
+// be built.
+type preparedCall struct {
+	call *wxpay.PreSendCall
+	err  error
 }
 
 // Repost answers a form posted again: when formToken names an operation
@@ -384,7 +401,8 @@ func (s *Service) resend(ctx context.Context, ac audit.Context, op *models.WxOpe
 		return tok, errors.Join(err, s.abandon(ctx, op, tok, "UNRECOVERABLE",
 			"the OpenID kept for resending could not be read (was the session secret changed?); issue a new token"))
 	}
-	return s.send(ctx, ac, op, tok, openid, req, true)
+	call, err := s.WX.PreparePreSendCouponBundle(openid, req)
+	return s.send(ctx, ac, op, tok, preparedCall{call, err}, true)
 }
 
 // expiry is when a token obtained now expires. WeChat Pay answers a resent
@@ -400,12 +418,18 @@ func expiry(firstAttempt, now time.Time) time.Time {
 // tokenColumns are the columns an outcome updates.
 var tokenColumns = []string{"status", "token", "expires_at", "openid_sealed", "wx_status", "wx_error_code", "wx_error_message", "wx_request_id", "updated_at"}
 
-func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOperation, tok *Token, openid string, req wxpay.PreSendCouponBundleRequest, resent bool) (*Token, error) {
+// send sends a recorded pre-send and records its outcome.
+func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOperation, tok *Token, pc preparedCall, resent bool) (*Token, error) {
 	d := detail(tok)
 	if resent {
 		d["resent"] = true
 	}
-	reply, err := s.WX.PreSendCouponBundle(ctx, openid, req)
+	if pc.err != nil {
+		// Nothing went out: the call could not be built (not configured,
+		// an OpenID no URL can carry).
+		return tok, s.fail(ctx, ac, op, tok, pc.err, d)
+	}
+	reply, err := pc.call.Send(ctx)
 	if err != nil {
 		return tok, s.fail(ctx, ac, op, tok, err, d)
 	}

@@ -101,12 +101,43 @@ func (c *Client) DeactivateProductCouponStock(ctx context.Context, productCoupon
 // (document 004), as the brand, and returns the widget token (valid 5
 // minutes). Limited to 500/s per brand.
 func (c *Client) PreSendCouponBundle(ctx context.Context, openid string, req PreSendCouponBundleRequest) (*PreSendCouponBundleReply, error) {
+	call, err := c.PreparePreSendCouponBundle(openid, req)
+	if err != nil {
+		return nil, err
+	}
+	return call.Send(ctx)
+}
+
+// PreSendCall is a pre-send built and signed, not yet sent.
+type PreSendCall struct {
+	c *Client
+	r request
+}
+
+// PreparePreSendCouponBundle builds and signs a pre-send without sending
+// it. Signing is a private-key operation of about a millisecond, so a
+// caller that records its intent before the call can sign meanwhile; Send
+// then sends it. Retries, and attempts on the fallback host, are signed
+// when they are made.
+func (c *Client) PreparePreSendCouponBundle(openid string, req PreSendCouponBundleRequest) (*PreSendCall, error) {
 	path, err := escapePath(pathPreSendBundle, openid)
 	if err != nil {
 		return nil, err
 	}
+	r, err := c.newRequest(EndpointPreSendCouponBundle, http.MethodPost, c.brand(), path, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.presign(&r); err != nil {
+		return nil, err
+	}
+	return &PreSendCall{c: c, r: r}, nil
+}
+
+// Send makes the call PreparePreSendCouponBundle prepared.
+func (p *PreSendCall) Send(ctx context.Context) (*PreSendCouponBundleReply, error) {
 	var reply PreSendCouponBundleReply
-	meta, _, err := c.call(ctx, EndpointPreSendCouponBundle, http.MethodPost, c.brand(), path, req, &reply)
+	meta, _, err := p.c.do(ctx, p.r, &reply)
 	if err != nil {
 		return nil, err
 	}

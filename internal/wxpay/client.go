@@ -133,7 +133,48 @@ type request struct {
 	method   string
 	path     string // escaped path and query, from the API root
 	who      identity
-	body     []byte // nil for GET
+	body     []byte     // nil for GET
+	pre      *presigned // the first attempt's signature, made ahead; nil: sign when sending
+}
+
+// presigned is a request's Authorization made before the call for one host.
+type presigned struct {
+	base     *url.URL
+	auth     string
+	signedAt time.Time
+}
+
+// presignedFor is how long a signature made ahead is used; WeChat Pay
+// accepts a timestamp up to five minutes off, and a call held up longer
+// than this is signed afresh.
+const presignedFor = time.Minute
+
+// presign signs r's first attempt ahead of the call, for the host the call
+// will start on.
+func (c *Client) presign(r *request) error {
+	base := c.hosts[c.startHost()]
+	u, err := url.Parse(base.String() + r.path)
+	if err != nil {
+		return fmt.Errorf("wxpay %s: build request: %w", r.endpoint, err)
+	}
+	now := c.cfg.Now()
+	auth, err := c.authorization(r, u.RequestURI(), now)
+	if err != nil {
+		return fmt.Errorf("wxpay %s: %w", r.endpoint, err)
+	}
+	r.pre = &presigned{base: base, auth: auth, signedAt: now}
+	return nil
+}
+
+// authorization signs r for the request-target uri at now, with a fresh
+// nonce.
+func (c *Client) authorization(r *request, uri string, now time.Time) (string, error) {
+	auth, err := signing.SignRequest(r.who.scheme, r.who.id, r.who.serial, r.who.key,
+		r.method, uri, now.Unix(), c.newNonce(), r.body)
+	if err != nil {
+		return "", fmt.Errorf("sign request: %w", err)
+	}
+	return auth.String(), nil
 }
 
 // escapePath fills a path template's {name} segments with escaped values.
@@ -184,6 +225,10 @@ func (c *Client) do(ctx context.Context, r request, out any) (Meta, []byte, erro
 	host := c.startHost()
 	failures := 0 // consecutive network errors / 5xx on the current host
 	var last error
+	// A signature made ahead serves the first attempt only: a retry is a
+	// new request on the wire, with its own timestamp and nonce.
+	pre := r.pre
+	r.pre = nil
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
 			delay := c.backoff(attempt, last)
@@ -205,7 +250,11 @@ func (c *Client) do(ctx context.Context, r request, out any) (Meta, []byte, erro
 		base := c.hosts[host]
 		meta.Attempts = attempt
 		meta.Host = base.Host
-		status, header, body, err := c.send(ctx, base, r)
+		attemptReq := r
+		if attempt == 1 && pre != nil && pre.base == base && c.cfg.Now().Sub(pre.signedAt) < presignedFor {
+			attemptReq.pre = pre
+		}
+		status, header, body, err := c.send(ctx, base, attemptReq)
 		if err != nil {
 			last = &TransportError{Endpoint: string(r.endpoint), Host: base.Host, Err: err}
 			if ctx.Err() != nil {
@@ -261,13 +310,15 @@ func (c *Client) send(ctx context.Context, base *url.URL, r request) (int, http.
 		return 0, nil, nil, fmt.Errorf("build request: %w", err)
 	}
 	// Sign exactly the request-target net/http will put on the wire (any
-	// path prefix of BaseURL included), with a fresh timestamp and nonce.
-	auth, err := signing.SignRequest(r.who.scheme, r.who.id, r.who.serial, r.who.key,
-		r.method, req.URL.RequestURI(), c.cfg.Now().Unix(), c.newNonce(), r.body)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("sign request: %w", err)
+	// path prefix of BaseURL included), with a fresh timestamp and nonce —
+	// unless the attempt was signed ahead, for this host.
+	auth := ""
+	if r.pre != nil {
+		auth = r.pre.auth
+	} else if auth, err = c.authorization(&r, req.URL.RequestURI(), c.cfg.Now()); err != nil {
+		return 0, nil, nil, err
 	}
-	req.Header.Set("Authorization", auth.String())
+	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)

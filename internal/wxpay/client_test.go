@@ -683,3 +683,56 @@ func TestPathPrefixSigned(t *testing.T) {
 		t.Errorf("URI = %s", got)
 	}
 }
+
+// A pre-send signed ahead goes out with that signature on its first attempt,
+// so signing can overlap the caller's own work; a retry is signed afresh,
+// and a signature held longer than a minute is not used.
+func TestPreparedPreSend(t *testing.T) {
+	clock := &manualClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
+	srv := newFakeWX(t, clock.Now, func(i int, r recorded) reply {
+		if i == 0 {
+			return reply{status: 500, body: `{"code":"SYSTEM_ERROR","message":"busy"}`}
+		}
+		return reply{body: `{"token":"T"}`}
+	})
+	cfg := testConfig(srv.srv.URL)
+	cfg.Now = clock.Now
+	c := newTestClient(t, cfg)
+	req := PreSendCouponBundleRequest{ProductCouponID: "200000001", StockBundleID: "100232301", AppID: "wx233544546545989", SendRequestNo: "send_0001"}
+
+	signedAt := clock.Now().Unix()
+	call, err := c.PreparePreSendCouponBundle("o1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.requests()); n != 0 {
+		t.Fatalf("preparing sent %d requests", n)
+	}
+	clock.Advance(30 * time.Second)
+	got, err := call.Send(t.Context())
+	if err != nil || got.Token != "T" {
+		t.Fatalf("send: %+v %v", got, err)
+	}
+	reqs := srv.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	if reqs[0].Auth.Timestamp != signedAt {
+		t.Errorf("first attempt signed at %d, want the prepared signature's %d", reqs[0].Auth.Timestamp, signedAt)
+	}
+	if reqs[1].Auth.Timestamp != clock.Now().Unix() || reqs[1].Auth.Nonce == reqs[0].Auth.Nonce {
+		t.Errorf("retry reused the prepared signature: %+v", reqs[1].Auth)
+	}
+
+	held, err := c.PreparePreSendCouponBundle("o1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := held.Send(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if last := srv.requests()[2]; last.Auth.Timestamp != clock.Now().Unix() {
+		t.Errorf("a signature held 2 minutes was used (signed at %d, sent at %d)", last.Auth.Timestamp, clock.Now().Unix())
+	}
+}
