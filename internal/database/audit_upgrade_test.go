@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"voucherconsole/internal/audit"
-	"voucherconsole/internal/database"
-	"voucherconsole/internal/testdb"
 )
 
 // A log written before hash scheme 2 (migration 7) goes on after the
@@ -16,13 +14,7 @@ import (
 // head from the last entry.
 func TestAuditChainAcrossUpgrade(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *database.DB
-	}{
-		{"sqlite", testdb.SQLiteUnmigrated},
-		{"postgres", testdb.PostgresUnmigrated},
-	} {
+	for _, tc := range unmigrated {
 		t.Run(tc.name, func(t *testing.T) {
 			db := tc.open(t)
 			if err := db.MigrateUpTo(ctx, 6); err != nil {

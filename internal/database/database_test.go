@@ -15,6 +15,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// unmigrated opens an empty database of each kind, for tests of the
+// migrations themselves.
+var unmigrated = []struct {
+	name string
+	open func(testing.TB) *database.DB
+}{
+	{"sqlite", testdb.SQLiteUnmigrated},
+	{"postgres", testdb.PostgresUnmigrated},
+}
+
 func tableCount(t *testing.T, db *database.DB) int {
 	t.Helper()
 	var n int64
@@ -31,13 +41,7 @@ func tableCount(t *testing.T, db *database.DB) int {
 // Up, down and up again leaves the same schema, and a second up is a no-op.
 func TestMigrationsUpDownUp(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *database.DB
-	}{
-		{"sqlite", testdb.SQLiteUnmigrated},
-		{"postgres", testdb.PostgresUnmigrated},
-	} {
+	for _, tc := range unmigrated {
 		t.Run(tc.name, func(t *testing.T) {
 			db := tc.open(t)
 			n, err := db.Migrate(ctx, nil)
