@@ -15,6 +15,7 @@ const (
 	ProblemHash     Problem = "hash"     // content does not match its hash: the entry was altered
 	ProblemLink     Problem = "link"     // prev_hash is not the predecessor's hash: an entry before it was removed or altered
 	ProblemSequence Problem = "sequence" // a sequence number is missing: an entry was removed
+	ProblemTail     Problem = "tail"     // entries the chain head counts are gone from the end: they were removed
 )
 
 // Result of a chain verification.
@@ -42,8 +43,16 @@ const verifyBatch = 2000
 
 // Verify walks the whole chain in sequence order, in batches so memory stays
 // flat however long the log is.
+//
+// On PostgreSQL the chain head (audit_head) is read first and the walk must
+// reach the entry it records, with the hash it records: entries cut off the
+// end of the log are found too, unless the head was rewound as well.
 func Verify(ctx context.Context, db *gorm.DB) (Result, error) {
 	res := Result{Intact: true}
+	head, err := readHead(ctx, db)
+	if err != nil {
+		return res, fmt.Errorf("audit verify: %w", err)
+	}
 	prevHash := GenesisHash
 	var after int64
 	for {
@@ -58,7 +67,7 @@ func Verify(ctx context.Context, db *gorm.DB) (Result, error) {
 				res.Problem, res.BrokenSeq = ProblemSequence, after+1
 			case e.PrevHash != prevHash:
 				res.Problem, res.BrokenSeq = ProblemLink, e.Seq
-			case ComputeHash(e) != e.Hash:
+			case ComputeHash(e) != e.Hash, head != nil && e.Seq == head.Seq && e.Hash != head.Hash:
 				res.Problem, res.BrokenSeq = ProblemHash, e.Seq
 			}
 			if res.Problem != "" {
@@ -70,7 +79,28 @@ func Verify(ctx context.Context, db *gorm.DB) (Result, error) {
 			prevHash, after = e.Hash, e.Seq
 		}
 		if len(batch) < verifyBatch {
+			if head != nil && res.LastSeq < head.Seq {
+				res.Intact, res.Problem, res.BrokenSeq = false, ProblemTail, res.LastSeq+1
+			}
 			return res, nil
 		}
 	}
+}
+
+// chainHead is PostgreSQL's audit_head row.
+type chainHead struct {
+	Seq  int64
+	Hash string
+}
+
+// readHead reads the chain head; nil on SQLite, which has none.
+func readHead(ctx context.Context, db *gorm.DB) (*chainHead, error) {
+	if db.Dialector.Name() != "postgres" {
+		return nil, nil
+	}
+	var h chainHead
+	if err := db.WithContext(ctx).Raw("SELECT seq, hash FROM audit_head WHERE id = 1").Scan(&h).Error; err != nil {
+		return nil, err
+	}
+	return &h, nil
 }

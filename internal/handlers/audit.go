@@ -435,7 +435,7 @@ func (s *Server) auditVerify(c *gin.Context) {
 		} else {
 			props.Since = t.T("audit.verify.intact_none")
 		}
-		if res.Problem != audit.ProblemSequence {
+		if res.Problem != audit.ProblemSequence && res.Problem != audit.ProblemTail {
 			props.EntryURL = fmt.Sprintf("/audit?at=%d&open=%d#entry-%d", res.BrokenSeq, res.BrokenSeq, res.BrokenSeq)
 		} else if res.LastSeq > 0 {
 			// The missing entry's place: the page from the last intact one.
