@@ -102,9 +102,13 @@ type Sandbox struct {
 	saveDelay time.Duration
 	saveMu    sync.Mutex // guards saveTimer and closed
 	saveTimer *time.Timer
-	closed    bool
-	flushMu   sync.Mutex // serialises flushes
-	saveErr   atomic.Pointer[error]
+	// saving counts the scheduled saves not yet finished, so Close can wait
+	// for one whose timer fired just before it: nothing writes to StateDir
+	// once Close has returned.
+	saving  sync.WaitGroup
+	closed  bool
+	flushMu sync.Mutex // serialises flushes
+	saveErr atomic.Pointer[error]
 
 	handler http.Handler
 }
@@ -195,10 +199,13 @@ func (s *Sandbox) Close() error {
 	s.saveMu.Lock()
 	s.closed = true
 	if s.saveTimer != nil {
-		s.saveTimer.Stop()
+		if s.saveTimer.Stop() {
+			s.saving.Done() // it will not run
+		}
 		s.saveTimer = nil
 	}
 	s.saveMu.Unlock()
+	s.saving.Wait()
 	if err := s.flush(); err != nil {
 		return err
 	}

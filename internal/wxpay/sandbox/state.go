@@ -347,7 +347,9 @@ func (s *Sandbox) markDirty() {
 	if s.closed || s.saveTimer != nil {
 		return
 	}
+	s.saving.Add(1)
 	s.saveTimer = time.AfterFunc(s.saveDelay, func() {
+		defer s.saving.Done()
 		s.saveMu.Lock()
 		s.saveTimer = nil
 		s.saveMu.Unlock()
