@@ -299,7 +299,7 @@ func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOpera
 // number and body. It returns how many succeeded.
 func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, error) {
 	cutoff := s.Now.UTC().Add(-olderThan)
-	pending, err := s.Ops.Pending(ctx, OpKind, cutoff)
+	pending, err := s.Ops.Pending(ctx, OpKind, s.Now.UTC(), olderThan)
 	if err != nil {
 		return 0, err
 	}

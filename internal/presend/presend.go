@@ -510,7 +510,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 		return 0, err
 	}
 	cutoff := s.Now.UTC().Add(-olderThan)
-	pending, err := s.Ops.Pending(ctx, OpKind, cutoff)
+	pending, err := s.Ops.Pending(ctx, OpKind, s.Now.UTC(), olderThan)
 	if err != nil {
 		return 0, err
 	}

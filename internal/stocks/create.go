@@ -100,7 +100,7 @@ func (s *Service) sendCreate(ctx context.Context, ac audit.Context, wx Creator, 
 // or by a failure the user did not retry) with their recorded request
 // numbers and bodies.
 func (s *Service) ResumePendingCreates(ctx context.Context, wx Creator, ops *wxops.Store, olderThan time.Duration) (int, error) {
-	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.Now.UTC().Add(-olderThan))
+	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.Now.UTC(), olderThan)
 	if err != nil {
 		return 0, err
 	}

@@ -161,13 +161,36 @@ func (s *Store) Fail(ctx context.Context, ac audit.Context, op *models.WxOperati
 	})
 }
 
-// Pending lists operations of a kind still pending and last touched before
-// the given time (so an operation in flight in another request is left alone).
-func (s *Store) Pending(ctx context.Context, kind string, before time.Time) ([]models.WxOperation, error) {
+// Pending lists operations of a kind still pending and due to be resent at
+// now: left alone for ResendAfter(olderThan, attempts), so an operation in
+// flight in another request is not sent twice at once, and one WeChat Pay
+// keeps refusing is resent less and less often.
+func (s *Store) Pending(ctx context.Context, kind string, now time.Time, olderThan time.Duration) ([]models.WxOperation, error) {
 	var ops []models.WxOperation
-	err := s.DB.WithContext(ctx).Where("kind = ? AND status = ? AND updated_at < ?", kind, models.OpPending, before).
+	err := s.DB.WithContext(ctx).Where("kind = ? AND status = ? AND updated_at < ?", kind, models.OpPending, now.Add(-olderThan)).
 		Order("id").Find(&ops).Error
-	return ops, err
+	due := ops[:0]
+	for _, op := range ops {
+		if now.Sub(op.UpdatedAt) > ResendAfter(olderThan, op.Attempts) {
+			due = append(due, op)
+		}
+	}
+	return due, err
+}
+
+// maxResendAfter bounds the wait between resends of a pending operation.
+const maxResendAfter = time.Hour
+
+// ResendAfter is how long a pending operation that has been tried attempts
+// times is left alone before it is resent: olderThan after a crash or a
+// first failure, then twice as long after each further failure, up to an
+// hour. olderThan zero (a restart: nothing is in flight) resends at once.
+func ResendAfter(olderThan time.Duration, attempts int) time.Duration {
+	d := olderThan
+	for i := 1; i < attempts && d < maxResendAfter; i++ {
+		d *= 2
+	}
+	return min(d, maxResendAfter)
 }
 
 const digits = "0123456789"
