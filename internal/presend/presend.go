@@ -518,7 +518,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 	var errs []error
 	for i := range pending {
 		op := &pending[i]
-		if ok, err := claim(ctx, s.DB, op, cutoff, s.Now.UTC()); err != nil || !ok {
+		if ok, err := s.Ops.Claim(ctx, op, cutoff, s.Now.UTC()); err != nil || !ok {
 			errs = append(errs, err)
 			continue
 		}
@@ -589,14 +589,4 @@ func (s *Service) ForStock(ctx context.Context, st *models.Stock, limit int) ([]
 	err := s.DB.WithContext(ctx).Where("product_coupon_id = ? AND stock_bundle_id IN ?", st.ProductCouponID, ids).
 		Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
-}
-
-// claim takes a pending operation for one resume run: it succeeds only when
-// nothing touched the operation since it was listed as left alone (another
-// instance resuming it, or its form posted again), and marks it touched.
-func claim(ctx context.Context, db *gorm.DB, op *models.WxOperation, cutoff, now time.Time) (bool, error) {
-	res := db.WithContext(ctx).Model(&models.WxOperation{}).
-		Where("id = ? AND status = ? AND updated_at < ?", op.ID, models.OpPending, cutoff).
-		Update("updated_at", now)
-	return res.RowsAffected == 1, res.Error
 }

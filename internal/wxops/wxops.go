@@ -178,6 +178,17 @@ func (s *Store) Pending(ctx context.Context, kind string, now time.Time, olderTh
 	return due, err
 }
 
+// Claim takes a pending operation listed by Pending for one resend: it
+// succeeds only when nothing touched the operation since it was last left
+// alone before cutoff (another instance resending it, or its form posted
+// again), and marks it touched.
+func (s *Store) Claim(ctx context.Context, op *models.WxOperation, cutoff, now time.Time) (bool, error) {
+	res := s.DB.WithContext(ctx).Model(&models.WxOperation{}).
+		Where("id = ? AND status = ? AND updated_at < ?", op.ID, models.OpPending, cutoff).
+		Update("updated_at", now)
+	return res.RowsAffected == 1, res.Error
+}
+
 // maxResendAfter bounds the wait between resends of a pending operation.
 const maxResendAfter = time.Hour
 
