@@ -298,30 +298,15 @@ func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOpera
 // more than olderThan ago, by resending each with its recorded request
 // number and body. It returns how many succeeded.
 func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, error) {
-	cutoff := s.Now.UTC().Add(-olderThan)
-	pending, err := s.Ops.Pending(ctx, OpKind, s.Now.UTC(), olderThan)
-	if err != nil {
-		return 0, err
-	}
-	done := 0
-	var errs []error
-	for i := range pending {
-		op := &pending[i]
-		if ok, err := s.Ops.Claim(ctx, op, cutoff, s.Now.UTC()); err != nil || !ok {
-			errs = append(errs, err)
-			continue
-		}
+	return s.Ops.ResendDue(ctx, OpKind, s.Now.UTC(), olderThan, func(op *models.WxOperation) (bool, error) {
 		st, err := s.stockOf(ctx, op)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return false, err
 		}
 		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
-		if _, err := s.resend(ctx, ac, op, st); err == nil {
-			done++
-		}
-	}
-	return done, errors.Join(errs...)
+		_, err = s.resend(ctx, ac, op, st)
+		return err == nil, nil // a failed resend is recorded on the operation
+	})
 }
 
 // Operation is a deactivation the console asked for, as the stock page and

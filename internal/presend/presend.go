@@ -509,37 +509,22 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 	if err := s.reconcile(ctx); err != nil {
 		return 0, err
 	}
-	cutoff := s.Now.UTC().Add(-olderThan)
-	pending, err := s.Ops.Pending(ctx, OpKind, s.Now.UTC(), olderThan)
-	if err != nil {
-		return 0, err
-	}
-	done := 0
-	var errs []error
-	for i := range pending {
-		op := &pending[i]
-		if ok, err := s.Ops.Claim(ctx, op, cutoff, s.Now.UTC()); err != nil || !ok {
-			errs = append(errs, err)
-			continue
-		}
-		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
+	return s.Ops.ResendDue(ctx, OpKind, s.Now.UTC(), olderThan, func(op *models.WxOperation) (bool, error) {
 		var tok Token
 		err := s.DB.WithContext(ctx).Where("operation_id = ?", op.ID).Take(&tok).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			// An intent without its record (Issue writes both in one
 			// transaction, so only an operation written otherwise): the
 			// OpenID is unknown, so nothing was or can be sent.
-			errs = append(errs, s.abandon(ctx, op, nil, "NOT_SENT", "the pre-send's OpenID was never recorded; nothing was sent"))
-			continue
+			return false, s.abandon(ctx, op, nil, "NOT_SENT", "the pre-send's OpenID was never recorded; nothing was sent")
 		}
 		if err != nil {
-			return done, err
+			return false, err
 		}
-		if _, err := s.resend(ctx, ac, op, &tok); err == nil {
-			done++
-		}
-	}
-	return done, errors.Join(errs...)
+		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
+		_, err = s.resend(ctx, ac, op, &tok)
+		return err == nil, nil // a failed resend is recorded on the operation
+	})
 }
 
 // reconcile finishes token records whose operation ended while the record

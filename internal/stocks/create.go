@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -94,27 +93,4 @@ func (s *Service) sendCreate(ctx context.Context, ac audit.Context, wx Creator, 
 		return nil, fmt.Errorf("record created stock %s: %w", reply.StockID, err)
 	}
 	return st, nil
-}
-
-// ResumePendingCreates resends create operations left pending (by a crash,
-// or by a failure the user did not retry) with their recorded request
-// numbers and bodies.
-func (s *Service) ResumePendingCreates(ctx context.Context, wx Creator, ops *wxops.Store, olderThan time.Duration) (int, error) {
-	pending, err := ops.Pending(ctx, OpCreateFavorStock, s.Now.UTC(), olderThan)
-	if err != nil {
-		return 0, err
-	}
-	done := 0
-	for i := range pending {
-		op := &pending[i]
-		var req wxpay.CreateFavorStockRequest
-		if err := json.Unmarshal([]byte(op.Body), &req); err != nil {
-			return done, fmt.Errorf("operation %d body: %w", op.ID, err)
-		}
-		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
-		if _, err := s.sendCreate(ctx, ac, wx, ops, op, req); err == nil {
-			done++
-		}
-	}
-	return done, nil
 }

@@ -178,11 +178,38 @@ func (s *Store) Pending(ctx context.Context, kind string, now time.Time, olderTh
 	return due, err
 }
 
-// Claim takes a pending operation listed by Pending for one resend: it
-// succeeds only when nothing touched the operation since it was last left
-// alone before cutoff (another instance resending it, or its form posted
-// again), and marks it touched.
-func (s *Store) Claim(ctx context.Context, op *models.WxOperation, cutoff, now time.Time) (bool, error) {
+// ResendDue resends the operations of a kind due at now (see Pending),
+// each through resend, which reports whether it completed. Each is claimed
+// first, so an operation another instance is resending, or whose form was
+// posted again, is left to it. It returns how many completed, and the
+// errors of listing, claiming and resend.
+func (s *Store) ResendDue(ctx context.Context, kind string, now time.Time, olderThan time.Duration,
+	resend func(op *models.WxOperation) (bool, error)) (int, error) {
+	pending, err := s.Pending(ctx, kind, now, olderThan)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	var errs []error
+	for i := range pending {
+		op := &pending[i]
+		ok, err := s.claim(ctx, op, now.Add(-olderThan), now)
+		if err == nil && ok {
+			ok, err = resend(op)
+			if ok {
+				done++
+			}
+		}
+		errs = append(errs, err)
+	}
+	return done, errors.Join(errs...)
+}
+
+// claim takes a pending operation for one resend: it succeeds only when
+// nothing touched the operation since it was last left alone before cutoff
+// (another instance resending it, or its form posted again), and marks it
+// touched.
+func (s *Store) claim(ctx context.Context, op *models.WxOperation, cutoff, now time.Time) (bool, error) {
 	res := s.DB.WithContext(ctx).Model(&models.WxOperation{}).
 		Where("id = ? AND status = ? AND updated_at < ?", op.ID, models.OpPending, cutoff).
 		Update("updated_at", now)

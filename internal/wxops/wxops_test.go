@@ -88,3 +88,37 @@ func TestPendingBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// ResendDue hands each due operation to resend once: claiming marks it
+// touched, so a second run at the same moment (another instance, say)
+// finds nothing to resend.
+func TestResendDueClaims(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		for i := range 2 {
+			op := models.WxOperation{Kind: "test_kind", RequestNo: fmt.Sprintf("REQ%02d", i), Body: "{}", Status: models.OpPending}
+			if err := db.Gorm.Create(&op).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Gorm.Model(&op).UpdateColumn("updated_at", now.Add(-5*time.Minute)).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		store := &wxops.Store{DB: db.Gorm}
+		var sent []string
+		resend := func(op *models.WxOperation) (bool, error) {
+			sent = append(sent, op.RequestNo)
+			return true, nil
+		}
+		if done, err := store.ResendDue(ctx, "test_kind", now, 2*time.Minute, resend); err != nil || done != 2 {
+			t.Fatalf("first run: %d done, %v", done, err)
+		}
+		if done, err := store.ResendDue(ctx, "test_kind", now, 2*time.Minute, resend); err != nil || done != 0 {
+			t.Fatalf("second run: %d done, %v", done, err)
+		}
+		if !slices.Equal(sent, []string{"REQ00", "REQ01"}) {
+			t.Fatalf("resent %v", sent)
+		}
+	})
+}
