@@ -104,21 +104,6 @@ func TestDatabaseRefusesUpdateAndDelete(t *testing.T) {
 	})
 }
 
-// dropGuard removes the append-only triggers, as someone with direct database
-// access could, so a test can tamper with the log.
-func dropGuard(t *testing.T, db *database.DB) {
-	t.Helper()
-	stmts := []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete"}
-	if db.Dialect == database.Postgres {
-		stmts = []string{"DROP TRIGGER audit_entries_append_only ON audit_entries"}
-	}
-	for _, s := range stmts {
-		if err := db.Gorm.Exec(s).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestVerifyFindsTampering(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -141,7 +126,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				dropGuard(t, db)
+				testdb.DropAuditGuard(t, db)
 				if err := db.Gorm.Exec(tc.tamper).Error; err != nil {
 					t.Fatal(err)
 				}
@@ -279,7 +264,7 @@ func TestVerifyFindsTailCutOnPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dropGuard(t, db)
+	testdb.DropAuditGuard(t, db)
 	if err := db.Gorm.Exec("DELETE FROM audit_entries WHERE seq >= 4").Error; err != nil {
 		t.Fatal(err)
 	}

@@ -227,21 +227,6 @@ func TestAuditRefusedToOthers(t *testing.T) {
 	}
 }
 
-// dropGuard removes the append-only triggers, as someone with direct
-// database access could.
-func dropGuard(t *testing.T, db *database.DB) {
-	t.Helper()
-	stmts := []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete"}
-	if db.Dialect == database.Postgres {
-		stmts = []string{"DROP TRIGGER audit_entries_append_only ON audit_entries"}
-	}
-	for _, s := range stmts {
-		if err := db.Gorm.Exec(s).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // Acceptance 4: the integrity page reports intact on a clean log and names
 // the entry altered behind the application's back.
 func TestAuditVerifyPage(t *testing.T) {
@@ -275,7 +260,7 @@ func TestAuditVerifyPage(t *testing.T) {
 					t.Fatalf("clean log in English: %q", result)
 				}
 
-				dropGuard(t, db)
+				testdb.DropAuditGuard(t, db)
 				if err := db.Gorm.Exec(tc.tamper).Error; err != nil {
 					t.Fatal(err)
 				}

@@ -192,3 +192,19 @@ func CleanupTemplate() {
 		dropDatabase(templateName)
 	}
 }
+
+// DropAuditGuard removes the triggers that keep audit_entries append-only,
+// as someone with direct database access could, so a test can tamper with
+// the log.
+func DropAuditGuard(t testing.TB, db *database.DB) {
+	t.Helper()
+	stmts := []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete"}
+	if db.Dialect == database.Postgres {
+		stmts = []string{"DROP TRIGGER audit_entries_append_only ON audit_entries"}
+	}
+	for _, s := range stmts {
+		if err := db.Gorm.Exec(s).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
