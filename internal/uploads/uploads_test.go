@@ -505,9 +505,13 @@ func TestTwoInstancesShareQueueAndRate(t *testing.T) {
 	}
 	// Requests leave at most one per 1/rate; their arrival times carry the
 	// network's (here: the scheduler's) jitter, which the sandbox's token
-	// bucket absorbs: none was throttled (every request arrived once).
-	if peak := sb.maxInWindow(time.Second); peak > rate+2 {
-		t.Fatalf("%d requests within one second, limit %d/s", peak, rate)
+	// bucket absorbs: none was throttled (every request arrived once). A
+	// second of arrivals may hold the departures of a little more than a
+	// second: up to 100 ms of delay on a loaded two-core machine with the
+	// race detector (43 in a second was seen once in CI).
+	const jitter = 100 * time.Millisecond
+	if peak, most := sb.maxInWindow(time.Second), int(rate*(time.Second+jitter)/time.Second)+1; peak > most {
+		t.Fatalf("%d requests within one second, limit %d/s (at most %d allowing %s of jitter)", peak, rate, most, jitter)
 	}
 	sb.mu.Lock()
 	span := sb.arrivals[len(sb.arrivals)-1].Sub(sb.arrivals[0])
