@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
@@ -41,6 +42,7 @@ type Deps struct {
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
+	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
 }
 
 // Server is the console's HTTP application.
