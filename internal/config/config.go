@@ -33,13 +33,14 @@ type Config struct {
 	DatabaseURL string // empty: embedded SQLite under DataDir
 	DataDir     string
 	SessionKey  string // hex or raw; empty: generated and kept in DataDir
+	BehindTLS   bool   // mark cookies Secure (set when a TLS proxy fronts the console)
+	Timezone    string
+	LogFormat   string // "text" or "json"
+	LogLevel    string
+
 	// TOTPKey seals two-factor secrets (at least 32 bytes); empty: derived
 	// from the session secret.
-	TOTPKey   string
-	BehindTLS bool // mark cookies Secure (set when a TLS proxy fronts the console)
-	Timezone  string
-	LogFormat string // "text" or "json"
-	LogLevel  string
+	TOTPKey string
 
 	LoginMaxFailures int
 	LoginLockout     time.Duration
