@@ -24,6 +24,7 @@ var navEntries = []struct{ path, label string }{
 	{"/audit", "nav.audit"},
 	{"/alerts", "alerts.nav"},
 	{"/admin/users", "nav.users"},
+	{"/admin/two-factor", "twofactor.admin_title"},
 }
 
 // page builds the data every page needs, in one place.

@@ -31,6 +31,11 @@ func (s *Server) routes() {
 	anyone.POST("/login", s.login)
 	anyone.POST("/language", s.setLanguage)
 	anyone.GET("/", s.home) // sends anonymous visitors to sign in
+	// The sign-in's second step (twofactor.go): before it passes nobody is
+	// signed in, so the handlers check the password step themselves.
+	anyone.GET("/login/two-factor", s.secondStepPage)
+	anyone.POST("/login/two-factor", s.secondStepVerify)
+	anyone.POST("/login/two-factor/cancel", s.secondStepCancel)
 
 	users := s.group(signedIn)
 	users.POST("/logout", s.logout)
@@ -39,6 +44,9 @@ func (s *Server) routes() {
 	users.POST("/account/password", s.changePassword)
 	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
 	users.POST("/alerts/read", s.alertsMarkRead)
+	users.GET("/account/two-factor", s.twoFactorPage)
+	users.POST("/account/two-factor", s.twoFactorConfirm)
+	users.GET("/account/two-factor/qr.png", s.twoFactorQR)
 
 	readersOnly := s.group(roles(readers...))
 	readersOnly.GET("/stocks", s.stockList)
@@ -84,4 +92,7 @@ func (s *Server) routes() {
 	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
 	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
 	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
+	admins.GET("/admin/two-factor", s.adminTwoFactorPage)
+	admins.POST("/admin/two-factor", s.adminSetTwoFactorRoles)
+	admins.POST("/admin/two-factor/reset", s.adminResetTwoFactor)
 }

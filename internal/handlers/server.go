@@ -19,6 +19,7 @@ import (
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -43,6 +44,7 @@ type Deps struct {
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
+	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 }
 
 // Server is the console's HTTP application.
