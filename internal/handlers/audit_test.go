@@ -17,8 +17,8 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"voucherconsole/internal/audit"
-	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/database"
+	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
 )
