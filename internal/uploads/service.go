@@ -128,6 +128,8 @@ type Service struct {
 	// Stocks refreshes a stock's code counts after an upload; may be nil.
 	Stocks  *stocks.Service
 	DataDir string
+	// Files keeps the uploads' original files; nil keeps them in DataDir.
+	Files   Files
 	Logger  *slog.Logger
 	Now     clock.Func
 	Options Options
