@@ -3,13 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,7 +153,6 @@ func TestUploadCheckStopsWhenClientCloses(t *testing.T) {
 				t.Fatalf("client: %v", err)
 			}
 
-			file := filepath.Join(c.Config.DataDir, filepath.FromSlash(up.FilePath))
 			for {
 				var n, rows int64
 				c.DB.Gorm.Model(&uploads.Upload{}).Where("id = ?", up.ID).Count(&n)
@@ -161,8 +160,11 @@ func TestUploadCheckStopsWhenClientCloses(t *testing.T) {
 				c.DB.Gorm.Model(&uploads.Batch{}).Where("upload_id = ?", up.ID).Count(&b)
 				c.DB.Gorm.Model(&uploads.Problem{}).Where("upload_id = ?", up.ID).Count(&p)
 				rows = b + p
-				_, statErr := os.Stat(file)
-				if n == 0 && rows == 0 && os.IsNotExist(statErr) {
+				f, statErr := c.Uploads.OpenFile(context.Background(), &up)
+				if f != nil {
+					f.Close()
+				}
+				if n == 0 && rows == 0 && errors.Is(statErr, uploads.ErrFileGone) {
 					break
 				}
 				if time.Since(closed) > time.Minute {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -79,10 +80,14 @@ func (s *Server) uploadFile(c *gin.Context) {
 		return
 	}
 	f, err := s.Uploads.OpenFile(c.Request.Context(), u)
-	if err != nil {
-		// Kept on the instance that received it; another instance of a
-		// console sharing the database may not have it.
+	if errors.Is(err, uploads.ErrFileGone) {
+		// Kept on the disk of the instance that received it, before files
+		// were kept in the database.
 		s.notFound(c)
+		return
+	}
+	if err != nil {
+		s.serverError(c, err)
 		return
 	}
 	defer f.Close()

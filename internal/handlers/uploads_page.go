@@ -43,13 +43,11 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 	if u.HasHeader {
 		props.Header = t.T("uploads.header_yes")
 	}
-	if u.FilePath != "" {
-		if f, err := s.Uploads.OpenFile(ctx, u); err == nil {
-			f.Close()
-			props.FileURL = "/uploads/" + id + "/file"
-		} else {
-			props.FileElsewhere = true
-		}
+	if f, err := s.Uploads.OpenFile(ctx, u); err == nil {
+		f.Close()
+		props.FileURL = "/uploads/" + id + "/file"
+	} else if u.FilePath != "" {
+		props.FileElsewhere = true
 	}
 	props.Times = append(props.Times, templates.Fact{Label: t.T("uploads.created_at"), Value: s.localTime(u.CreatedAt)})
 	if u.StartedAt != nil {

@@ -17,6 +17,7 @@ import (
 
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/codefile"
+	"voucherconsole/internal/filestore"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxops"
@@ -64,25 +65,27 @@ func KindOf(st *models.Stock) (codefile.Kind, bool) {
 	return 0, false
 }
 
-// files is the store of the uploads' original files: Files, or by default
-// the data directory.
-func (s *Service) files() Files {
+// files is where uploads' files are kept: in the database when the console
+// set a store (every instance reads them), else in the data directory.
+func (s *Service) files() filestore.Store {
 	if s.Files != nil {
 		return s.Files
 	}
-	return LocalFiles{Dir: s.DataDir}
+	return filestore.Dir{Root: s.DataDir}
 }
 
-// FilePath is where the default store (LocalFiles) keeps an upload's file.
-func (s *Service) FilePath(u *Upload) string { return LocalFiles{Dir: s.DataDir}.path(u.FilePath) }
-
-// OpenFile opens an upload's original file; ErrNoFile when it is not kept
-// here.
-func (s *Service) OpenFile(ctx context.Context, u *Upload) (File, error) {
+// OpenFile reads an upload's file back; ErrFileGone when this instance
+// cannot (a file kept on another instance's disk before files were kept in
+// the database).
+func (s *Service) OpenFile(ctx context.Context, u *Upload) (filestore.File, error) {
 	if u.FilePath == "" {
-		return nil, ErrNoFile
+		return nil, ErrFileGone
 	}
-	return s.files().Open(ctx, u.FilePath)
+	f, err := s.files().Open(ctx, u.FilePath)
+	if errors.Is(err, filestore.ErrNotFound) {
+		return nil, ErrFileGone
+	}
+	return f, err
 }
 
 // Check keeps the file and checks it: a dry run that reads it once, stores
@@ -154,38 +157,42 @@ func auditError(ctx context.Context, err error) string {
 	return "internal_error"
 }
 
-// receive records the upload as being checked and streams its file to the
-// store, hashing it.
+// receive streams the file to the file store, hashing it, and records the
+// upload as being checked.
 func (s *Service) receive(ctx context.Context, in CheckInput) (*Upload, error) {
-	now := s.now()
-	u := &Upload{
-		StockRef: in.Stock.ID, UserID: in.UserID, FileName: cleanFileName(in.FileName),
-		Status: StatusChecking, CreatedAt: now, UpdatedAt: now,
-	}
-	if err := s.DB.Gorm.WithContext(ctx).Create(u).Error; err != nil {
-		return nil, fmt.Errorf("record upload: %w", err)
-	}
-	u.FilePath = "uploads/" + strconv.FormatInt(u.ID, 10)
 	h := sha256.New()
-	n, err := s.files().Put(ctx, u.FilePath, io.TeeReader(io.LimitReader(in.Body, in.MaxBytes+1), h))
-	switch {
-	case err != nil:
-		err = fmt.Errorf("keep file: %w", err)
-	case n > in.MaxBytes:
+	key, n, err := s.files().Put(ctx, io.TeeReader(io.LimitReader(in.Body, in.MaxBytes+1), h))
+	if err != nil {
+		return nil, fmt.Errorf("keep file: %w", err)
+	}
+	if n > in.MaxBytes {
 		err = &TooLargeError{Max: in.MaxBytes}
-	case n == 0:
+	}
+	if err == nil && n == 0 {
 		err = ErrEmptyFile
 	}
-	if err == nil {
-		u.FileSize, u.FileSHA256 = n, hex.EncodeToString(h.Sum(nil))
-		err = s.DB.Gorm.WithContext(ctx).Model(u).Updates(map[string]any{
-			"file_path": u.FilePath, "file_size": u.FileSize, "file_sha256": u.FileSHA256}).Error
-	}
 	if err != nil {
-		s.discard(u)
+		s.deleteFile(key)
 		return nil, err
 	}
+	now := s.now()
+	u := &Upload{
+		StockRef: in.Stock.ID, UserID: in.UserID, FileName: cleanFileName(in.FileName), FilePath: key, FileSize: n,
+		FileSHA256: hex.EncodeToString(h.Sum(nil)), Status: StatusChecking, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.DB.Gorm.WithContext(ctx).Create(u).Error; err != nil {
+		s.deleteFile(key)
+		return nil, fmt.Errorf("record upload: %w", err)
+	}
 	return u, nil
+}
+
+func (s *Service) deleteFile(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.files().Delete(ctx, key); err != nil {
+		s.log().Error("delete upload file", "err", err)
+	}
 }
 
 // cleanFileName keeps the base name of what the browser sent, bounded.
@@ -218,12 +225,8 @@ func (s *Service) discard(u *Upload) {
 	if err != nil {
 		s.log().Error("discard upload", "upload", u.ID, "err", err)
 	}
-	key := u.FilePath
-	if key == "" {
-		key = "uploads/" + strconv.FormatInt(u.ID, 10)
-	}
-	if err := s.files().Remove(ctx, key); err != nil {
-		s.log().Error("remove upload file", "upload", u.ID, "err", err)
+	if u.FilePath != "" {
+		s.deleteFile(u.FilePath)
 	}
 }
 
@@ -434,7 +437,7 @@ func (c *checker) finish() error {
 // countingFile counts what is read of a file (for the check's progress)
 // and still tells its size (which sizes codefile's duplicate table).
 type countingFile struct {
-	File
+	filestore.File
 	n *atomic.Int64
 }
 
