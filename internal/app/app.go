@@ -31,6 +31,7 @@ import (
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -128,6 +129,7 @@ type Console struct {
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
+	TwoFactor  *twofactor.Service // twofactor.go
 	closers    []func()
 }
 
@@ -169,6 +171,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
+		c.Close()
+		return nil, err
+	}
 	// The integrity page's verifications run in the background; they stop
 	// (recorded as failed) before the database closes.
 	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
@@ -176,7 +182,8 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, AuditVerifier: verifier,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, TwoFactor: c.TwoFactor,
+		AuditVerifier: verifier,
 	})
 	return c, nil
 }

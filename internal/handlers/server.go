@@ -19,6 +19,7 @@ import (
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -42,6 +43,7 @@ type Deps struct {
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
+	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 	// AuditVerifier runs the integrity page's verifications; nil gets one
 	// on DB (whoever builds the server closes it).
 	AuditVerifier *audit.Verifier // /audit/verify
