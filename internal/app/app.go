@@ -30,6 +30,7 @@ import (
 	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/monitor"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/twofactor"
@@ -128,6 +129,7 @@ type Console struct {
 	Uploads *uploads.Service
 	Jobs    *jobs.Engine
 	Alerts  *alerts.Service // raise alerts: alerts.Raise(ctx, alerts.Alert{…})
+	Monitor *monitor.Monitor
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
@@ -163,8 +165,8 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		}
 	}
 	catalog := i18n.MustLoad()
-	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
-	c.Alerts = alertSvc
+	alertSvc, mon, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
+	c.Alerts, c.Monitor = alertSvc, mon
 	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger, monitoring)
 	if err != nil {
 		c.Close()
@@ -187,7 +189,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, Monitor: c.Monitor, TwoFactor: c.TwoFactor,
 		AuditVerifier: verifier,
 	})
 	return c, nil

@@ -18,6 +18,7 @@ import (
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/monitor"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/twofactor"
@@ -45,6 +46,7 @@ type Deps struct {
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
+	Monitor    *monitor.Monitor    // the overview on the home page
 	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 	// AuditVerifier runs the integrity page's verifications; nil gets one
 	// on DB (whoever builds the server closes it).
