@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -130,6 +131,7 @@ type Console struct {
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
 	TwoFactor  *twofactor.Service // twofactor.go
+	Approvals  *approvals.Service // approvals.go
 	closers    []func()
 }
 
@@ -171,6 +173,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	if err := c.startApprovals(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
 		c.Close()
 		return nil, err
@@ -179,6 +185,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, TwoFactor: c.TwoFactor,
+		Approvals: c.Approvals,
 	})
 	return c, nil
 }
