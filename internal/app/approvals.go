@@ -16,6 +16,7 @@ func (c *Console) startApprovals(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("CONSOLE_APPROVALS: %w", err)
 	}
-	c.Approvals = &approvals.Service{DB: c.DB.Gorm, TTL: cfg.ApprovalTTL, Default: p, Deactivate: c.Deactivate}
+	c.Approvals = &approvals.Service{DB: c.DB.Gorm, TTL: cfg.ApprovalTTL, Default: p, Deactivate: c.Deactivate,
+		Alerts: c.Alerts, Logger: c.Logger.With("component", "approvals")}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/clock"
 	"voucherconsole/internal/deactivate"
@@ -133,6 +135,19 @@ func (TableNotifier) Notify(ctx context.Context, tx *gorm.DB, n Notice) error {
 	return tx.WithContext(ctx).Create(&n).Error
 }
 
+// Alerter raises and clears the console's alerts (alerts.Service).
+type Alerter interface {
+	Raise(ctx context.Context, a alerts.Alert) (bool, error)
+	Clear(ctx context.Context, kind, key string) error
+}
+
+// Alert kinds: approvers are told of a request waiting, the requester of
+// its outcome.
+const (
+	AlertRequested = "approval_requested"
+	alertOutcome   = "approval_" // + approved, rejected, expired, failed
+)
+
 // Deactivator sends deactivations (deactivate.Service).
 type Deactivator interface {
 	DeactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, error)
@@ -148,6 +163,44 @@ type Service struct {
 	Approvers  []models.Role // nil: managers
 	Deactivate Deactivator
 	Notifier   Notifier // nil: TableNotifier
+	// Alerts, when set, tells approvers and requesters through the
+	// console's alerts too, after each change commits; a failure there is
+	// logged (the notice row committed with the change).
+	Alerts Alerter
+	Logger *slog.Logger
+}
+
+// alert tells, through the console's alerts, of event on r: approvers of a
+// new request, the requester of its outcome.
+func (s *Service) alert(ctx context.Context, r *Request, event string) {
+	if s.Alerts == nil {
+		return
+	}
+	id := strconv.FormatInt(r.ID, 10)
+	key, link := "approval:"+id, "/approvals/"+id
+	stockID := ""
+	if r.StockRef != nil {
+		var ids []string
+		_ = s.DB.WithContext(ctx).Model(&models.Stock{}).Where("id = ?", *r.StockRef).Pluck("stock_id", &ids).Error
+		if len(ids) > 0 {
+			stockID = ids[0]
+		}
+	}
+	var err error
+	if event == "requested" {
+		_, err = s.Alerts.Raise(ctx, alerts.Alert{Kind: AlertRequested, Key: key, Audience: alerts.Audience{Roles: s.approvers()},
+			StockRef: r.StockRef, Link: link, Args: []string{id, stockID, r.RequestNo}})
+	} else {
+		err = s.Alerts.Clear(ctx, AlertRequested, key)
+		if event != "withdrawn" && err == nil {
+			requester := r.RequestedBy
+			_, err = s.Alerts.Raise(ctx, alerts.Alert{Kind: alertOutcome + event, Key: key, Audience: alerts.Audience{UserID: &requester},
+				StockRef: r.StockRef, Link: link, Args: []string{id, stockID, r.RequestNo}})
+		}
+	}
+	if err != nil && s.Logger != nil {
+		s.Logger.Error("approval alert", "approval_id", r.ID, "event", event, "err", err)
+	}
 }
 
 func (s *Service) ttl() time.Duration {
@@ -299,6 +352,7 @@ func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st 
 	if err != nil {
 		return nil, false, fmt.Errorf("record approval request: %w", err)
 	}
+	s.alert(ctx, r, "requested")
 	return r, false, nil
 }
 
@@ -395,6 +449,7 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.alert(ctx, r, "expired")
 	}
 	return nil
 }
@@ -439,6 +494,7 @@ func (s *Service) decide(ctx context.Context, ac audit.Context, u *models.User, 
 	if err != nil {
 		return nil, err
 	}
+	s.alert(ctx, &r, string(status))
 	return &r, nil
 }
 
@@ -578,6 +634,7 @@ func (s *Service) markUnsendable(ctx context.Context, ac audit.Context, r *Reque
 		return err
 	}
 	r.Status = StatusFailed
+	s.alert(ctx, r, "failed")
 	return ErrNotSendable
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/deactivate"
@@ -126,6 +127,16 @@ func TestApprovalDeactivation(t *testing.T) {
 	c.DB.Gorm.Take(&after, r.ID)
 	if after.OperationID == nil || after.DecidedBy == nil {
 		t.Fatalf("request not linked to its call and decision: %+v", after)
+	}
+
+	// Managers were told of the request through the console's alerts (now
+	// cleared), the requester of the approval.
+	var requested, approved []alerts.Row
+	c.DB.Gorm.Where("kind = ? AND cond_key = ?", approvals.AlertRequested, "approval:"+itoa(r.ID)).Find(&requested)
+	c.DB.Gorm.Where("kind = ? AND cond_key = ?", "approval_approved", "approval:"+itoa(r.ID)).Find(&approved)
+	if len(requested) != 1 || requested[0].ClearedAt == nil || requested[0].Audience != "manager" ||
+		len(approved) != 1 || approved[0].UserID == nil || *approved[0].UserID != r.RequestedBy {
+		t.Fatalf("alerts: requested %+v, approved %+v", requested, approved)
 	}
 
 	// A retry (the resumer after a crash) makes no second call.
