@@ -5,6 +5,7 @@
 //	console migrate                          apply database migrations
 //	console user add --username U --role R   add a user (password on standard input)
 //	console audit verify                     check the audit log's hash chain
+//	console backup --to FILE                 copy the SQLite database, online
 //	console sandbox --addr A --dir D         run the WeChat Pay sandbox alone
 //	console wxpay check                      one signed read per WeChat Pay account
 //
@@ -41,6 +42,7 @@ const usage = `Usage:
   console user add --username U --role R [--role R2] [settings]
                                                              add a user; password on standard input
   console audit verify [settings]                            check the audit log's hash chain
+  console backup --to FILE [settings]                        copy the SQLite database to FILE, online
   console sandbox --addr ADDR --dir DIR [fault flags]        run the WeChat Pay sandbox alone
   console wxpay check [settings]                             one signed read per configured WeChat Pay
                                                              account; exit 1 naming each that fails
@@ -81,6 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var (
 		username string
 		roles    stringList
+		backupTo string
 	)
 	var sandboxFlags *sandboxOptions
 	switch cmd {
@@ -90,6 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Var(&roles, "role", "role of the new user: operator, manager, support or admin (repeatable)")
 	case "sandbox":
 		sandboxFlags = bindSandboxFlags(fs)
+	case "backup":
+		fs.StringVar(&backupTo, "to", "", "file to write the backup to (must not exist)")
 	default:
 		fmt.Fprintf(stderr, "console: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -139,6 +144,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	case "sandbox":
 		err = runSandbox(ctx, *sandboxFlags, logger, stdout)
+	case "backup":
+		err = app.Backup(ctx, *cfg, logger, backupTo, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "console %s: %v\n", cmd, err)
