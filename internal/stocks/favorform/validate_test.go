@@ -278,7 +278,9 @@ func TestFixedNormalCouponRules(t *testing.T) {
 	face := func(v string) func(*Form) { return func(f *Form) { f.CouponAmount = v } }
 	minimum := func(v string) func(*Form) { return func(f *Form) { f.TransactionMinimum = v } }
 	runRules(t, []ruleCase{
-		passes("face value of one fen", func(f *Form) { f.CouponAmount, f.MaxAmount, f.MaxAmountByDay, f.TransactionMinimum = "0.01", "1", "", "0" }),
+		passes("face value of one fen", func(f *Form) {
+			f.CouponAmount, f.MaxAmount, f.MaxAmountByDay, f.TransactionMinimum = "0.01", "1", "", "0"
+		}),
 		fails("face value missing", face(""), FieldCouponAmount, required),
 		fails("face value zero", face("0"), FieldCouponAmount, amountZero),
 		fails("face value with three decimals", face("1.234"), FieldCouponAmount, precision),
