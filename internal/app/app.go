@@ -67,7 +67,8 @@ func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 }
 
 func usersService(cfg config.Config, db *database.DB) *users.Service {
-	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout}
+	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout,
+		MaxClientFailures: cfg.LoginMaxClientFailures, MaxHashes: cfg.LoginMaxHashes}
 }
 
 // sessionStore builds the cookie store. Cookies are signed and encrypted with

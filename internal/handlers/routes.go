@@ -25,7 +25,7 @@ func (s *Server) routes() {
 	anyone := s.group(public)
 	anyone.GET("/healthz", s.healthz)
 	anyone.GET("/readyz", s.readyz)
-	anyone.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	anyone.GET("/metrics", s.metrics) // token or own listener: server.go
 	anyone.GET("/static/*file", staticHandler)
 	anyone.GET("/login", s.loginPage)
 	anyone.POST("/login", s.login)
@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
+	users.POST("/account/sessions/:id/end", s.endOwnSession) // account.go; :id "others" ends all but this one
 
 	readersOnly := s.group(roles(readers...))
 	readersOnly.GET("/stocks", s.stockList)
@@ -75,6 +76,8 @@ func (s *Server) routes() {
 	admins := s.group(roles(models.RoleAdmin))
 	admins.GET("/admin/users", s.adminUsersPage)
 	admins.GET("/admin/users/new", s.adminUserNewPage)
+	admins.GET("/admin/users/locks", s.adminLocksPage) // admin_locks.go: sign-in locks, lifted by an admin
+	admins.POST("/admin/users/locks/lift", s.adminLiftLock)
 	admins.POST("/admin/users", s.adminUserAdd)
 	admins.GET("/admin/users/:id", s.adminUserPage)
 	admins.POST("/admin/users/:id/roles", s.adminSetRoles)
