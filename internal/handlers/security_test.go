@@ -349,5 +349,4 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 	}
 }
 
-
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }

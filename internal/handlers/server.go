@@ -36,12 +36,12 @@ type Deps struct {
 	// SessionStore keeps the sign-in sessions; nil: one on DB with the
 	// configured idle timeout and lifetime.
 	SessionStore *sessions.Store
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
-	Stocks   *stocks.Service
-	WX       *wxpay.Client
-	Ops      *wxops.Store
-	Now      func() time.Time
+	Logger       *slog.Logger
+	Metrics      *metrics.Metrics
+	Stocks       *stocks.Service
+	WX           *wxpay.Client
+	Ops          *wxops.Store
+	Now          func() time.Time
 
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
@@ -56,7 +56,7 @@ type Server struct {
 	// sessions are the sign-in sessions (Deps.SessionStore, or one built
 	// on DB from the settings).
 	sessions *sessions.Store
-	loc    *time.Location
+	loc      *time.Location
 }
 
 // New builds the gin engine with every route and its access rule.
