@@ -1,11 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -19,16 +20,19 @@ import (
 )
 
 // wxPay is the WeChat Pay access of a running console: the client, and in
-// sandbox mode the in-process sandbox it talks to over loopback HTTP.
+// sandbox mode the in-process sandbox it talks to through its handler.
 type wxPay struct {
 	Client  *wxpay.Client
 	Sandbox *sandbox.Sandbox // nil in live mode
 	BaseURL string
-	close   func()
+	// Transport reaches the in-process sandbox (nil in live mode); clients
+	// built beside Client use it too.
+	Transport http.RoundTripper
+	close     func()
 }
 
 // newWxPay builds the client for the configured mode. In sandbox mode it
-// starts the simulator on a loopback port, its keys and state kept under
+// starts the simulator in-process (handlerTransport), its keys and state kept under
 // DataDir/sandbox, and signs with the sandbox's credentials.
 func newWxPay(cfg config.Config, logger *slog.Logger) (*wxPay, error) {
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -51,22 +55,19 @@ func newWxPay(cfg config.Config, logger *slog.Logger) (*wxPay, error) {
 		return &wxPay{Client: client, BaseURL: w.BaseURL, close: func() {}}, nil
 	}
 
-	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: filepath.Join(cfg.DataDir, "sandbox")})
+	stateDir := filepath.Join(cfg.DataDir, "sandbox")
+	if err := ownerOnlyDir(stateDir); err != nil {
+		return nil, err
+	}
+	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: stateDir})
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		sb.Close()
-		return nil, fmt.Errorf("sandbox listener: %w", err)
-	}
-	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("sandbox stopped", "err", err)
-		}
-	}()
-	base := "http://" + ln.Addr().String()
+	// The client reaches the sandbox's handler in-process: no listener, so
+	// no other local process can read its codes through /_sandbox/stocks.
+	const base = "http://sandbox.invalid"
+	transport := handlerTransport{sb.Handler()}
+	hc = &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	cr := sb.Credentials()
 	client, err := wxpay.NewClient(wxpay.Config{
 		BaseURL: base, FallbackURL: "", // never fail over from the sandbox to the real hosts
@@ -76,17 +77,11 @@ func newWxPay(cfg config.Config, logger *slog.Logger) (*wxPay, error) {
 		PubKeyID: cr.PubKeyID, PubKey: cr.PubKey, UserAgent: "voucher-console/1 (sandbox)",
 	}, hc)
 	if err != nil {
-		srv.Close()
 		sb.Close()
 		return nil, err
 	}
-	logger.Info("WeChat Pay sandbox running in-process", "url", base)
-	return &wxPay{Client: client, Sandbox: sb, BaseURL: base, close: func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = sb.Close()
-	}}, nil
+	logger.Info("WeChat Pay sandbox running in-process (no listener)")
+	return &wxPay{Client: client, Sandbox: sb, BaseURL: base, Transport: transport, close: func() { _ = sb.Close() }}, nil
 }
 
 // registerDemoStocks registers the sandbox's demo stocks and bundles, marked
@@ -120,4 +115,64 @@ func registerDemoStocks(ctx context.Context, svc *stocks.Service, sb *sandbox.Sa
 		logger.Info("registered the sandbox's demo stocks", "count", n)
 	}
 	return nil
+}
+
+// handlerTransport is an http.RoundTripper that serves each request with a
+// handler in this process, as a server would, without a network listener.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// A handler aborting (the sandbox dropping a "connection") is what
+		// a closed connection is to a client: an error, no response.
+		if r := recover(); r != nil {
+			if r != http.ErrAbortHandler {
+				panic(r)
+			}
+			resp, err = nil, errors.New("sandbox: connection closed without a reply")
+		}
+	}()
+	in := req.Clone(req.Context())
+	in.RequestURI = req.URL.RequestURI()
+	in.RemoteAddr = "127.0.0.1:0"
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	w := &bufferedResponse{header: http.Header{}}
+	t.h.ServeHTTP(w, in)
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", w.status, http.StatusText(w.status)), StatusCode: w.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: w.header, Body: io.NopCloser(bytes.NewReader(w.body.Bytes())),
+		ContentLength: int64(w.body.Len()), Request: req,
+	}, nil
+}
+
+// bufferedResponse collects a handler's answer (the sandbox's are small).
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedResponse) Header() http.Header { return w.header }
+func (w *bufferedResponse) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *bufferedResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(p)
 }
