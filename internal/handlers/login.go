@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"voucherconsole/internal/models"
 	"voucherconsole/internal/users"
 	"voucherconsole/web/templates"
 )
@@ -75,6 +76,16 @@ func (s *Server) login(c *gin.Context) {
 		refuse(status, f.Username, nil, msg)
 		return
 	}
+	if s.secondStep(c, u, f.Next) { // twofactor.go: a code is asked for first
+		return
+	}
+	s.beginSession(c, u, f.Next)
+}
+
+// beginSession signs u in on a fresh server-side session (startSession:
+// the browser's previous session is revoked, so a session fixed before
+// sign-in is useless after it) and goes on to next.
+func (s *Server) beginSession(c *gin.Context, u *models.User, next string) {
 	if err := s.startSession(c, u); err != nil {
 		s.serverError(c, err)
 		return
@@ -83,7 +94,7 @@ func (s *Server) login(c *gin.Context) {
 		redirect(c, "/account/password")
 		return
 	}
-	redirect(c, safeReturn(f.Next))
+	redirect(c, safeReturn(next))
 }
 
 func (s *Server) countThrottled(scope string) {

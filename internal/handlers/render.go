@@ -23,6 +23,7 @@ var navEntries = []struct{ path, label string }{
 	{"/presend", "nav.presend"},
 	{"/audit", "nav.audit"},
 	{"/admin/users", "nav.users"},
+	{"/admin/two-factor", "twofactor.admin_title"},
 }
 
 // page builds the data every page needs, in one place.
@@ -76,6 +77,9 @@ func (s *Server) notFound(c *gin.Context) {
 // serverError logs err with the request ID and shows a generic page that
 // names only the request ID: internal error text never reaches the user.
 func (s *Server) serverError(c *gin.Context, err error) {
+	if s.unavailable(c, err) { // unavailable.go: 503 while the database is unreachable
+		return
+	}
 	s.log(c).Error("request failed", "err", err)
 	p := s.page(c, "error.server_title")
 	s.render(c, http.StatusInternalServerError, errorPage(p, http.StatusInternalServerError, "error.server_title", "error.server"))

@@ -20,6 +20,7 @@ import (
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/sessions"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -46,6 +47,7 @@ type Deps struct {
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
+	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 }
 
 // Server is the console's HTTP application.
