@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/models"
@@ -71,8 +73,8 @@ var routeAccess = map[string][]string{
 	"POST /stocks/:id/uploads":    {operator, manager},
 	"GET /uploads/:id":            {operator, manager, support},
 	"GET /uploads/:id/progress":   {operator, manager, support},
-	"GET /uploads/:id/report.csv": {operator, manager, support},
-	"GET /uploads/:id/file":       {operator, manager, support},
+	"GET /uploads/:id/report.csv": {operator, manager}, // codes: not support
+	"GET /uploads/:id/file":       {operator, manager},
 	"POST /uploads/:id/start":     {operator, manager},
 	"POST /uploads/:id/abandon":   {operator, manager},
 	"POST /uploads/:id/cancel":    {operator, manager},
@@ -143,6 +145,7 @@ func TestRouteAccess(t *testing.T) {
 					form = url.Values{}
 				}
 				before := h.countAudit(audit.ActionAccessDenied)
+				anonBefore := anonymousRefusals(h)
 				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), form, nil)
 				refused := resp.StatusCode == http.StatusForbidden ||
 					(resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), "/login?next="))
@@ -150,8 +153,13 @@ func TestRouteAccess(t *testing.T) {
 				if refused == want {
 					t.Fatalf("%s as %s: status %d (Location %q); allowed = %v", key, who, resp.StatusCode, resp.Header.Get("Location"), want)
 				}
-				if refused && h.countAudit(audit.ActionAccessDenied) != before+1 {
+				// A signed-in user's refusal is audited; anonymous ones are
+				// counted, and audited at most once per client and interval.
+				if refused && who != anon && h.countAudit(audit.ActionAccessDenied) != before+1 {
 					t.Fatalf("refusal of %s to %s was not audited as denied", key, who)
+				}
+				if refused && who == anon && (anonymousRefusals(h) != anonBefore+1 || h.countAudit(audit.ActionAccessDenied) > before+1) {
+					t.Fatalf("anonymous refusal of %s: counted %v (was %v), %d audit entries", key, anonymousRefusals(h), anonBefore, h.countAudit(audit.ActionAccessDenied))
 				}
 			})
 		}
@@ -194,4 +202,16 @@ func TestCrossOriginPostRefused(t *testing.T) {
 			t.Fatalf("session after refused cross-origin requests: %d", resp.StatusCode)
 		}
 	})
+}
+
+// anonymousRefusals is the console_anonymous_refused_total counter, all
+// reasons together.
+func anonymousRefusals(h *harness) float64 {
+	var n float64
+	for _, reason := range []string{"sign_in_required", "not_allowed"} {
+		var m dto.Metric
+		_ = h.srv.Metrics.AnonymousRefused.WithLabelValues(reason).Write(&m)
+		n += m.GetCounter().GetValue()
+	}
+	return n
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -422,4 +423,46 @@ func fieldTextError(t i18n.Localizer, v string, max int) string {
 	default:
 		return t.T("input.bad_text")
 	}
+}
+
+// Anonymous refusals are audited at most once per client address per
+// anonymousAuditInterval; at most anonymousAuditClients addresses are
+// remembered (beyond, refusals are only counted).
+const (
+	anonymousAuditInterval = 10 * time.Minute
+	anonymousAuditClients  = 10000
+)
+
+// oncePer lets one event per key through per interval. It is per process:
+// with several instances a client gets at most one entry per instance and
+// interval, still a bounded number.
+type oncePer struct {
+	mu       sync.Mutex
+	interval time.Duration
+	max      int
+	last     map[string]time.Time
+}
+
+func newOncePer(interval time.Duration, max int) *oncePer {
+	return &oncePer{interval: interval, max: max, last: map[string]time.Time{}}
+}
+
+func (o *oncePer) allow(key string, now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t, ok := o.last[key]; ok && now.Sub(t) < o.interval {
+		return false
+	}
+	if len(o.last) >= o.max {
+		for k, t := range o.last {
+			if now.Sub(t) >= o.interval {
+				delete(o.last, k)
+			}
+		}
+		if len(o.last) >= o.max {
+			return false
+		}
+	}
+	o.last[key] = now
+	return true
 }

@@ -67,8 +67,8 @@ func (s *Server) routes() {
 	// readers follow them and download the report.
 	readersOnly.GET("/uploads/:id", s.uploadPage)
 	readersOnly.GET("/uploads/:id/progress", s.uploadProgress)
-	readersOnly.GET("/uploads/:id/report.csv", s.uploadReport)
-	readersOnly.GET("/uploads/:id/file", s.uploadFile)
+	ops.GET("/uploads/:id/report.csv", s.uploadReport) // codes: operators and managers only; support sees counts
+	ops.GET("/uploads/:id/file", s.uploadFile)
 	ops.GET("/stocks/:id/uploads/new", s.uploadNewPage)
 	ops.POST("/stocks/:id/uploads", s.uploadCreate)
 	ops.POST("/uploads/:id/start", s.uploadStart)

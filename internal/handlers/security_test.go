@@ -350,3 +350,32 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 }
 
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A flood of anonymous requests for protected pages writes one audit entry
+// per client and interval, and is counted; a signed-in user's refusals are
+// each audited.
+func TestAnonymousRefusalsDoNotFillTheLog(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		h := newHarness(t, db)
+		h.addUser("olivia", models.RoleOperator)
+		anon := h.client()
+		for range 30 {
+			h.do(anon, "GET", "/audit", nil, nil)
+			h.do(anon, "POST", "/presend", url.Values{}, nil)
+		}
+		if n := h.countAudit(audit.ActionAccessDenied); n != 1 {
+			t.Fatalf("60 anonymous refusals wrote %d audit entries, want 1", n)
+		}
+		if n := anonymousRefusals(h); n != 60 {
+			t.Fatalf("anonymous refusals counted %v, want 60", n)
+		}
+		op := h.client()
+		h.signIn(op, "olivia", testPassword)
+		for range 3 {
+			h.do(op, "GET", "/audit", nil, nil)
+		}
+		if n := h.countAudit(audit.ActionAccessDenied); n != 4 {
+			t.Fatalf("a signed-in user's 3 refusals: %d entries in all, want 4", n)
+		}
+	})
+}

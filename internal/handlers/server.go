@@ -58,7 +58,9 @@ type Server struct {
 	// sessions are the sign-in sessions (Deps.SessionStore, or one built
 	// on DB from the settings).
 	sessions *sessions.Store
-	loc      *time.Location
+	// anonAudits limits audit entries of anonymous refusals per client.
+	anonAudits *oncePer
+	loc        *time.Location
 }
 
 // New builds the gin engine with every route and its access rule.
@@ -68,6 +70,7 @@ func New(d Deps) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d, engine: gin.New(), rules: map[routeKey]access{}, loc: d.Config.Location(), sessions: d.SessionStore}
+	s.anonAudits = newOncePer(anonymousAuditInterval, anonymousAuditClients)
 	if s.sessions == nil {
 		s.sessions = &sessions.Store{DB: d.DB.Gorm, Now: d.Now, IdleTimeout: d.Config.SessionIdleTimeout, Lifetime: d.Config.SessionLifetime}
 	}
