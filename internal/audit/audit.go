@@ -396,3 +396,6 @@ func (c Context) Record(action string, outcome Outcome, targetType, targetID str
 		ClientIP: c.ClientIP, UserAgent: c.UserAgent, RequestID: c.RequestID,
 	}
 }
+
+// truncate cuts s to at most n bytes on a character boundary.
+func truncate(s string, n int) string { return textcheck.Clip(s, n) }

@@ -61,6 +61,11 @@ var routeAccess = map[string][]string{
 	"POST /stocks/register":          {operator, manager},
 	"POST /stocks/:id/refresh":       {operator, manager},
 
+	// Alerts: everyone signed in sees those meant for them.
+	"GET /alerts":                signedInUsers,
+	"POST /alerts/read":          signedInUsers,
+	"POST /stocks/:id/threshold": {operator, manager},
+
 	// Deactivation and pre-send tokens: operators (and managers).
 	"GET /stocks/:id/deactivate":  {operator, manager},
 	"POST /stocks/:id/deactivate": {operator, manager},
@@ -85,6 +90,7 @@ var routeAccess = map[string][]string{
 	"GET /audit":            {manager},
 	"GET /audit/export.csv": {manager},
 	"GET /audit/verify":     {manager},
+	"POST /audit/verify":    {manager},
 	// User administration: admins only. The POSTs below reach user 1 with
 	// an empty form: each then changes nothing (a confirmation or a role is
 	// required, and enabling an enabled user is no change).

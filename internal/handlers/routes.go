@@ -43,6 +43,8 @@ func (s *Server) routes() {
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
 	users.POST("/account/sessions/:id/end", s.endOwnSession) // account.go; :id "others" ends all but this one
+	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.POST("/alerts/read", s.alertsMarkRead)
 	users.GET("/account/two-factor", s.twoFactorPage)
 	users.POST("/account/two-factor", s.twoFactorConfirm)
 	users.GET("/account/two-factor/qr.png", s.twoFactorQR)
@@ -57,6 +59,7 @@ func (s *Server) routes() {
 	ops.GET("/stocks/register", s.stockRegisterPage)
 	ops.POST("/stocks/register", s.stockRegister)
 	ops.POST("/stocks/:id/refresh", s.stockRefresh)
+	ops.POST("/stocks/:id/threshold", s.stockThreshold) // alerts.go
 	ops.GET("/stocks/:id/deactivate", s.deactivatePage) // deactivate.go
 	ops.POST("/stocks/:id/deactivate", s.deactivate)
 	ops.GET("/presend", s.presendPage) // presend.go
@@ -80,6 +83,7 @@ func (s *Server) routes() {
 	managers.GET("/audit", s.auditPage)
 	managers.GET("/audit/export.csv", s.auditExport)
 	managers.GET("/audit/verify", s.auditVerify)
+	managers.POST("/audit/verify", s.auditVerifyStart)
 
 	admins := s.group(roles(models.RoleAdmin))
 	admins.GET("/admin/users", s.adminUsersPage)
