@@ -43,7 +43,7 @@ func (s *Server) routes() {
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
 	users.POST("/account/sessions/:id/end", s.endOwnSession) // account.go; :id "others" ends all but this one
-	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.GET("/alerts", s.alertsPage)                       // alerts.go: each sees the alerts meant for their roles
 	users.POST("/alerts/read", s.alertsMarkRead)
 	users.GET("/account/two-factor", s.twoFactorPage)
 	users.POST("/account/two-factor", s.twoFactorConfirm)
