@@ -37,6 +37,7 @@ import (
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/certstore"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -153,13 +154,13 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		return nil, err
 	}
 	us := usersService(cfg, db)
-	wx, err := newWxPay(cfg, logger)
+	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
-		closers: []func(){func() { db.Close() }, wx.close}}
+		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
