@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -134,6 +135,7 @@ type Console struct {
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
 	TwoFactor  *twofactor.Service // twofactor.go
+	Approvals  *approvals.Service // approvals.go
 	closers    []func()
 }
 
@@ -183,6 +185,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	if err := c.startApprovals(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
 		c.Close()
 		return nil, err
@@ -195,7 +201,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
-		AuditVerifier: verifier,
+		Approvals: c.Approvals, AuditVerifier: verifier,
 	})
 	return c, nil
 }

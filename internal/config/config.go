@@ -73,6 +73,12 @@ type Config struct {
 	// from the session secret.
 	TOTPKey string
 
+	// Approvals is the maker–checker policy's starting value, e.g.
+	// "deactivate,create:50000,upload:100000" (empty: nothing needs a
+	// second person); ApprovalTTL is how long a request waits.
+	Approvals   string
+	ApprovalTTL time.Duration
+
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 	// LoginMaxClientFailures is the failed sign-ins from one client address
@@ -211,6 +217,8 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	str(&c.DataDir, "data-dir", "./data", "directory for the embedded database, the session key, uploaded files and the in-process sandbox")
 	str(&c.SessionKey, "session-key", "", "secret for signing session cookies (at least 32 bytes); empty: generated once and kept in --data-dir")
 	str(&c.TOTPKey, "totp-key", "", "secret sealing two-factor (TOTP) secrets in the database (at least 32 bytes); empty: derived from the session secret")
+	str(&c.Approvals, "approvals", "", "actions that need a second person's approval, e.g. deactivate,create:50000,upload:100000 (every deactivation; stocks budgeted at ¥50,000 or more; files of 100,000 codes or more); admins may change it on /admin/approvals")
+	duration(&c.ApprovalTTL, "approval-ttl", 24*time.Hour, "how long an approval request waits for a decision before it expires")
 	boolean(&c.BehindTLS, "behind-tls", false, "the console is served over TLS (directly or by a proxy): cookies are marked Secure")
 	str(&c.Timezone, "timezone", "Asia/Shanghai", "time zone in which times are entered and shown")
 	str(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -334,6 +342,9 @@ func (c Config) Validate() error {
 	}
 	if c.TOTPKey != "" && len(c.TOTPKey) < 32 {
 		errs = append(errs, errors.New("totp-key must be at least 32 bytes"))
+	}
+	if c.ApprovalTTL <= 0 {
+		errs = append(errs, errors.New("approval-ttl must be positive"))
 	}
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))
