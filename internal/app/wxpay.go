@@ -22,10 +22,11 @@ import (
 // wxPay is the WeChat Pay access of a running console: the client, and in
 // sandbox mode the in-process sandbox it talks to over loopback HTTP.
 type wxPay struct {
-	Client  *wxpay.Client
-	Sandbox *sandbox.Sandbox // nil in live mode
-	BaseURL string
-	close   func()
+	Client      *wxpay.Client
+	Sandbox     *sandbox.Sandbox // nil in live mode
+	BaseURL     string
+	FallbackURL string
+	close       func()
 }
 
 // liveConfig is the client configuration of live mode: each account's ID,
@@ -78,7 +79,7 @@ func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger) (
 		if err != nil {
 			return nil, err
 		}
-		return &wxPay{Client: client, BaseURL: cfg.WxPay.BaseURL, close: func() {}}, nil
+		return &wxPay{Client: client, BaseURL: cfg.WxPay.BaseURL, FallbackURL: client.Config().FallbackURL, close: func() {}}, nil
 	}
 
 	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: filepath.Join(cfg.DataDir, "sandbox")})

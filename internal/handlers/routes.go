@@ -94,6 +94,8 @@ func (s *Server) routes() {
 	managers.POST("/audit/verify", s.auditVerifyStart)
 
 	admins := s.group(roles(models.RoleAdmin))
+	admins.GET("/admin/wxpay", s.adminWxPayPage) // admin_wxpay.go
+	admins.POST("/admin/wxpay/test", s.adminWxPayTest)
 	admins.GET("/admin/users", s.adminUsersPage)
 	admins.GET("/admin/users/new", s.adminUserNewPage)
 	admins.POST("/admin/users", s.adminUserAdd)
