@@ -20,8 +20,6 @@ import (
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
-	"voucherconsole/internal/wxops"
-	"voucherconsole/internal/wxpay"
 )
 
 // Deps is what the handlers need from the rest of the console.
@@ -34,8 +32,6 @@ type Deps struct {
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 	Stocks   *stocks.Service
-	WX       *wxpay.Client
-	Ops      *wxops.Store
 	Now      func() time.Time
 
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
