@@ -31,6 +31,7 @@ import (
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -128,6 +129,7 @@ type Console struct {
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
+	TwoFactor  *twofactor.Service // twofactor.go
 	closers    []func()
 }
 
@@ -169,10 +171,14 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
+		c.Close()
+		return nil, err
+	}
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, TwoFactor: c.TwoFactor,
 	})
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
+	"voucherconsole/internal/filestore"
 	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/uploads"
@@ -41,7 +42,10 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 	if err != nil {
 		return nil, fmt.Errorf("upload client: %w", err)
 	}
-	svc := &uploads.Service{DB: db, WX: client, Stocks: st, DataDir: cfg.DataDir, Logger: logger.With("component", "uploads")}
+	// Files are kept in the database, so that every instance sharing it
+	// reads them; those kept in the data directory before still open here.
+	files := &filestore.DB{DB: db.Gorm, Legacy: filestore.Dir{Root: cfg.DataDir}}
+	svc := &uploads.Service{DB: db, WX: client, Stocks: st, Files: files, DataDir: cfg.DataDir, Logger: logger.With("component", "uploads")}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &uploads.Worker{Service: svc})
 	engine, err := jobs.New(db, jobs.Config{
@@ -59,6 +63,7 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.RunSweeper(runCtx) })
+	wg.Go(func() { sweepFiles(runCtx, files, logger) })
 	logger.Info("job engine running", "instance", engine.ID(), "dialect", db.Dialect)
 	return &uploadsRuntime{Service: svc, Engine: engine, stop: func() {
 		// Running slices end at once (their jobs snooze, to be picked up
@@ -72,4 +77,23 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 		cancel()
 		wg.Wait()
 	}}, nil
+}
+
+// sweepFiles removes, every hour, the files whose transfer began more than
+// an hour before and never completed (an instance stopped mid-upload).
+func sweepFiles(ctx context.Context, files *filestore.DB, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := files.SweepIncomplete(ctx, time.Now().Add(-time.Hour)); err != nil {
+			logger.Warn("sweep incomplete files", "err", err)
+		} else if n > 0 {
+			logger.Info("swept incomplete files", "files", n)
+		}
+	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	LogFormat   string // "text" or "json"
 	LogLevel    string
 
+	// TOTPKey seals two-factor secrets (at least 32 bytes); empty: derived
+	// from the session secret.
+	TOTPKey string
+
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 
@@ -140,6 +144,7 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…); empty for the embedded SQLite database in --data-dir")
 	str(&c.DataDir, "data-dir", "./data", "directory for the embedded database, the session key, uploaded files and the in-process sandbox")
 	str(&c.SessionKey, "session-key", "", "secret for signing session cookies (at least 32 bytes); empty: generated once and kept in --data-dir")
+	str(&c.TOTPKey, "totp-key", "", "secret sealing two-factor (TOTP) secrets in the database (at least 32 bytes); empty: derived from the session secret")
 	boolean(&c.BehindTLS, "behind-tls", false, "the console is served over TLS (directly or by a proxy): cookies are marked Secure")
 	str(&c.Timezone, "timezone", "Asia/Shanghai", "time zone in which times are entered and shown")
 	str(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -221,6 +226,9 @@ func (c Config) Validate() error {
 	}
 	if c.UploadRate < 0 {
 		errs = append(errs, errors.New("upload-rate must not be negative"))
+	}
+	if c.TOTPKey != "" && len(c.TOTPKey) < 32 {
+		errs = append(errs, errors.New("totp-key must be at least 32 bytes"))
 	}
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))

@@ -23,6 +23,7 @@ import (
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/users"
 )
 
@@ -40,21 +41,27 @@ type harness struct {
 	srv   *handlers.Server
 	http  *httptest.Server
 	users *users.Service
+	tf    *twofactor.Service
 }
 
 func newHarness(t *testing.T, db *database.DB) *harness {
 	t.Helper()
 	cfg := config.Config{Timezone: "Asia/Shanghai", LoginMaxFailures: 5, LoginLockout: 15 * time.Minute}
 	us := &users.Service{DB: db.Gorm, MaxFailures: 5, Lockout: 15 * time.Minute}
+	keys, err := twofactor.NewKeys([]byte(strings.Repeat("t", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := &twofactor.Service{DB: db.Gorm, Keys: keys, MaxFailures: 5, Lockout: 15 * time.Minute}
 	store := sessions.NewCookieStore([]byte(strings.Repeat("k", 32)), []byte(strings.Repeat("e", 32)))
 	store.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 3600}
 	srv := handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), TwoFactor: tf,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &harness{t: t, db: db, srv: srv, http: ts, users: us}
+	return &harness{t: t, db: db, srv: srv, http: ts, users: us, tf: tf}
 }
 
 func (h *harness) addUser(name string, rs ...models.Role) {

@@ -23,6 +23,7 @@ var navEntries = []struct{ path, label string }{
 	{"/presend", "nav.presend"},
 	{"/audit", "nav.audit"},
 	{"/admin/users", "nav.users"},
+	{"/admin/two-factor", "twofactor.admin_title"},
 }
 
 // page builds the data every page needs, in one place.

@@ -31,12 +31,20 @@ func (s *Server) routes() {
 	anyone.POST("/login", s.login)
 	anyone.POST("/language", s.setLanguage)
 	anyone.GET("/", s.home) // sends anonymous visitors to sign in
+	// The sign-in's second step (twofactor.go): before it passes nobody is
+	// signed in, so the handlers check the password step themselves.
+	anyone.GET("/login/two-factor", s.secondStepPage)
+	anyone.POST("/login/two-factor", s.secondStepVerify)
+	anyone.POST("/login/two-factor/cancel", s.secondStepCancel)
 
 	users := s.group(signedIn)
 	users.POST("/logout", s.logout)
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
+	users.GET("/account/two-factor", s.twoFactorPage)
+	users.POST("/account/two-factor", s.twoFactorConfirm)
+	users.GET("/account/two-factor/qr.png", s.twoFactorQR)
 
 	readersOnly := s.group(roles(readers...))
 	readersOnly.GET("/stocks", s.stockList)
@@ -81,4 +89,7 @@ func (s *Server) routes() {
 	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
 	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
 	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
+	admins.GET("/admin/two-factor", s.adminTwoFactorPage)
+	admins.POST("/admin/two-factor", s.adminSetTwoFactorRoles)
+	admins.POST("/admin/two-factor/reset", s.adminResetTwoFactor)
 }

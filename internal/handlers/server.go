@@ -18,6 +18,7 @@ import (
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 )
@@ -37,6 +38,7 @@ type Deps struct {
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
+	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 }
 
 // Server is the console's HTTP application.
