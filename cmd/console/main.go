@@ -5,6 +5,7 @@
 //	console migrate                          apply database migrations
 //	console user add --username U --role R   add a user (password on standard input)
 //	console audit verify                     check the audit log's hash chain
+//	console backup --to FILE                 copy the SQLite database, online
 //	console sandbox --addr A --dir D         run the WeChat Pay sandbox alone
 //
 // Every subcommand accepts the settings listed by --help, as flags or as
@@ -40,6 +41,7 @@ const usage = `Usage:
   console user add --username U --role R [--role R2] [settings]
                                                              add a user; password on standard input
   console audit verify [settings]                            check the audit log's hash chain
+  console backup --to FILE [settings]                        copy the SQLite database to FILE, online
   console sandbox --addr ADDR --dir DIR [fault flags]        run the WeChat Pay sandbox alone
 
 Settings (flag, or the CONSOLE_* variable in parentheses):
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var (
 		username string
 		roles    stringList
+		backupTo string
 	)
 	var sandboxFlags *sandboxOptions
 	switch cmd {
@@ -87,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Var(&roles, "role", "role of the new user: operator, manager, support or admin (repeatable)")
 	case "sandbox":
 		sandboxFlags = bindSandboxFlags(fs)
+	case "backup":
+		fs.StringVar(&backupTo, "to", "", "file to write the backup to (must not exist)")
 	default:
 		fmt.Fprintf(stderr, "console: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -130,6 +135,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	case "sandbox":
 		err = runSandbox(ctx, *sandboxFlags, logger, stdout)
+	case "backup":
+		err = app.Backup(ctx, *cfg, logger, backupTo, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "console %s: %v\n", cmd, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -126,6 +127,7 @@ type Console struct {
 	Sandbox *sandbox.Sandbox // nil in live mode
 	Uploads *uploads.Service
 	Jobs    *jobs.Engine
+	Alerts  *alerts.Service // raise alerts: alerts.Raise(ctx, alerts.Alert{…})
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
@@ -160,7 +162,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 			return nil, err
 		}
 	}
-	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger)
+	catalog := i18n.MustLoad()
+	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
+	c.Alerts = alertSvc
+	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger, monitoring)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -176,9 +181,9 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		return nil, err
 	}
 	c.Server = handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
+		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, TwoFactor: c.TwoFactor,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 	})
 	return c, nil
 }

@@ -30,7 +30,7 @@ type uploadsRuntime struct {
 // own WeChat Pay client (the console's identities and hosts, its upload
 // endpoints held to their configured rate across every instance sharing the
 // database) and starts working upload jobs.
-func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *wxpay.Client, st *stocks.Service, logger *slog.Logger) (*uploadsRuntime, error) {
+func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *wxpay.Client, st *stocks.Service, logger *slog.Logger, more jobsAddOn) (*uploadsRuntime, error) {
 	if err := jobs.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
@@ -48,14 +48,17 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 	svc := &uploads.Service{DB: db, WX: client, Stocks: st, Files: files, DataDir: cfg.DataDir, Logger: logger.With("component", "uploads")}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &uploads.Worker{Service: svc})
+	queues := map[string]river.QueueConfig{uploads.QueueName: {MaxWorkers: 4}}
+	more.register(workers, queues)
 	engine, err := jobs.New(db, jobs.Config{
 		Workers: workers, Logger: logger.With("component", "jobs"),
-		Queues: map[string]river.QueueConfig{uploads.QueueName: {MaxWorkers: 4}},
+		Queues: queues, PeriodicJobs: more.periodic,
 	})
 	if err != nil {
 		return nil, err
 	}
 	svc.Jobs = engine
+	more.started(engine)
 	runCtx, cancel := context.WithCancel(context.Background())
 	if err := engine.Start(runCtx); err != nil {
 		cancel()

@@ -58,6 +58,11 @@ var routeAccess = map[string][]string{
 	"POST /stocks/register":          {operator, manager},
 	"POST /stocks/:id/refresh":       {operator, manager},
 
+	// Alerts: everyone signed in sees those meant for them.
+	"GET /alerts":                signedInUsers,
+	"POST /alerts/read":          signedInUsers,
+	"POST /stocks/:id/threshold": {operator, manager},
+
 	// Deactivation and pre-send tokens: operators (and managers).
 	"GET /stocks/:id/deactivate":  {operator, manager},
 	"POST /stocks/:id/deactivate": {operator, manager},

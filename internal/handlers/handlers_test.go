@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -58,6 +59,7 @@ func newHarness(t *testing.T, db *database.DB) *harness {
 	srv := handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), TwoFactor: tf,
+		Alerts: &alerts.Service{DB: db.Gorm},
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -42,6 +42,8 @@ func (s *Server) routes() {
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
+	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.POST("/alerts/read", s.alertsMarkRead)
 	users.GET("/account/two-factor", s.twoFactorPage)
 	users.POST("/account/two-factor", s.twoFactorConfirm)
 	users.GET("/account/two-factor/qr.png", s.twoFactorQR)
@@ -56,6 +58,7 @@ func (s *Server) routes() {
 	ops.GET("/stocks/register", s.stockRegisterPage)
 	ops.POST("/stocks/register", s.stockRegister)
 	ops.POST("/stocks/:id/refresh", s.stockRefresh)
+	ops.POST("/stocks/:id/threshold", s.stockThreshold) // alerts.go
 	ops.GET("/stocks/:id/deactivate", s.deactivatePage) // deactivate.go
 	ops.POST("/stocks/:id/deactivate", s.deactivate)
 	ops.GET("/presend", s.presendPage) // presend.go
