@@ -78,11 +78,12 @@ func (c *Console) ResumeActions(ctx context.Context, olderThan time.Duration) {
 	s, serr := c.Stocks.ResumeCreate(ctx, olderThan)
 	d, derr := c.Deactivate.Resume(ctx, olderThan)
 	p, perr := c.Presend.Resume(ctx, olderThan)
-	if err := errors.Join(serr, derr, perr); err != nil && ctx.Err() == nil {
+	a, aerr := c.Approvals.Resume(ctx, olderThan) // approved, call not yet made
+	if err := errors.Join(serr, derr, perr, aerr); err != nil && ctx.Err() == nil {
 		c.Logger.Error("resume pending WeChat Pay operations", "err", err)
 	}
-	if s > 0 || d > 0 || p > 0 {
-		c.Logger.Info("resumed pending WeChat Pay operations", "stock_creations", s, "deactivations", d, "presends", p)
+	if s > 0 || d > 0 || p > 0 || a > 0 {
+		c.Logger.Info("resumed pending WeChat Pay operations", "stock_creations", s, "deactivations", d, "presends", p, "approvals", a)
 	}
 }
 

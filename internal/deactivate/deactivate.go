@@ -170,6 +170,8 @@ type Result struct {
 	Errors map[string]string
 	// Pending: the request is kept to be resent (its outcome is unknown).
 	Pending bool
+	// Held: the form was valid and held, not sent (see Submit).
+	Held bool
 }
 
 // Submit answers a posted deactivation form, with one WeChat Pay call at
@@ -179,7 +181,11 @@ type Result struct {
 // comes back with them, both with nothing sent; otherwise the stock is
 // deactivated. The error is WeChat Pay's (wxpay.Describe it), ErrInFlight,
 // or the console's own.
-func (s *Service) Submit(ctx context.Context, ac audit.Context, st *models.Stock, f Form) (Result, error) {
+//
+// hold, when not nil, is asked before sending a valid form whether to hold
+// it instead (a second person's approval first, say); Result.Held then says
+// it did, and nothing was sent.
+func (s *Service) Submit(ctx context.Context, ac audit.Context, st *models.Stock, f Form, hold func(st *models.Stock, reason, formToken string) bool) (Result, error) {
 	op, err := s.ops().Find(ctx, OpKind, f.FormToken)
 	if err != nil {
 		return Result{Stock: st}, err
@@ -193,6 +199,9 @@ func (s *Service) Submit(ctx context.Context, ac audit.Context, st *models.Stock
 	}
 	if errs := Validate(st, f.Reason, f.Confirm); len(errs) > 0 {
 		return Result{Stock: st, Errors: errs}, nil
+	}
+	if hold != nil && hold(st, f.Reason, f.FormToken) {
+		return Result{Stock: st, Held: true}, nil
 	}
 	done, pending, err := s.deactivate(ctx, ac, st, f.Reason, f.FormToken)
 	return Result{Stock: done, Pending: pending}, err
@@ -223,9 +232,29 @@ func (s *Service) deactivate(ctx context.Context, ac audit.Context, st *models.S
 		done, err := s.continueOp(ctx, ac, op)
 		return done, err != nil && op.Status == models.OpPending, err
 	}
-	req := wxpay.DeactivateProductCouponStockRequest{
-		OutRequestNo:     wxops.NewRequestNo("DA", s.Now.UTC(), 32),
+	return s.deactivateRequest(ctx, ac, st, NewRequest(s.Now.UTC(), reason), formToken)
+}
+
+// NewRequest is the body of a deactivation with a new request number.
+func NewRequest(now time.Time, reason string) wxpay.DeactivateProductCouponStockRequest {
+	return wxpay.DeactivateProductCouponStockRequest{
+		OutRequestNo:     wxops.NewRequestNo("DA", now, 32),
 		DeactivateReason: strings.TrimSpace(reason),
+	}
+}
+
+// DeactivateRequest sends req, a request made beforehand (an approved
+// request's, whose number was fixed when it was asked for), as Deactivate
+// sends its own: through wxops.Run, so formToken (the approval's) finds the
+// operation again however often it is sent.
+func (s *Service) DeactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, error) {
+	done, _, err := s.deactivateRequest(ctx, ac, st, req, formToken)
+	return done, err
+}
+
+func (s *Service) deactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, bool, error) {
+	if err := Check(st); err != nil {
+		return nil, false, err
 	}
 	op, err := s.ops().Run(ctx, ac, wxops.Intent{
 		Kind: OpKind, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID, StockRef: &st.ID, Body: req,

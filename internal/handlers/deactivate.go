@@ -154,9 +154,15 @@ func (s *Server) deactivate(c *gin.Context) {
 	var f deactivate.Form
 	_ = c.ShouldBind(&f)
 	f.FormToken = formTokenOr(f.FormToken)
-	res, err := s.Deactivate.Submit(c.Request.Context(), s.auditContext(c), st, f)
+	// A valid form may wait for a second person's approval (approvals.go)
+	// instead of being sent.
+	hold := func(st *models.Stock, reason, formToken string) bool { return s.requestApproval(c, st, reason, formToken) }
+	res, err := s.Deactivate.Submit(c.Request.Context(), s.auditContext(c), st, f, hold)
 	if res.Stock == nil {
 		res.Stock = st
+	}
+	if res.Held { // approvals.go answered: a second person first
+		return
 	}
 	t := s.localizer(c)
 	back := "/stocks/" + strconv.FormatInt(res.Stock.ID, 10) + "/deactivate"
