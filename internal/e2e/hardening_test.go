@@ -172,7 +172,7 @@ func TestSecurityHeadersOnEveryRoute(t *testing.T) {
 // formField is one named control of a rendered form.
 type formField struct {
 	name, kind, value string
-	options         []string
+	options           []string
 }
 
 type pageForm struct {
@@ -533,7 +533,6 @@ func socketInodes() map[string]bool {
 	}
 	return out
 }
-
 
 // newMultipart writes vals as a multipart form into body (with an empty
 // file for a form's file field) and returns its content type.
