@@ -156,7 +156,9 @@ func (s *Server) deactivate(c *gin.Context) {
 	f.FormToken = formTokenOr(f.FormToken)
 	// A valid form may wait for a second person's approval (approvals.go)
 	// instead of being sent.
-	hold := func(st *models.Stock, reason, formToken string) bool { return s.requestApproval(c, st, reason, formToken) }
+	hold := func(st *models.Stock, reason, formToken string) bool {
+		return s.requestApproval(c, st, reason, formToken)
+	}
 	res, err := s.Deactivate.Submit(c.Request.Context(), s.auditContext(c), st, f, hold)
 	if res.Stock == nil {
 		res.Stock = st
