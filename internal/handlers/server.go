@@ -27,8 +27,6 @@ import (
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxconn"
-	"voucherconsole/internal/wxops"
-	"voucherconsole/internal/wxpay"
 )
 
 // Deps is what the handlers need from the rest of the console.
@@ -44,8 +42,6 @@ type Deps struct {
 	Logger       *slog.Logger
 	Metrics      *metrics.Metrics
 	Stocks       *stocks.Service
-	WX           *wxpay.Client
-	Ops          *wxops.Store
 	Now          func() time.Time
 
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
