@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/browsertest"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxconn"
 	"voucherconsole/internal/wxpay/sandbox"
 )
@@ -97,5 +99,77 @@ func TestAdminWxPayCertificates(t *testing.T) {
 	}
 	if resp, _ := fetch(t, c.userClient(t, "sam", models.RoleSupport), "GET", c.URL+"/admin/wxpay", nil, ""); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("support opened /admin/wxpay: %d", resp.StatusCode)
+	}
+}
+
+// startExternalSandbox serves a sandbox over HTTP and starts a console
+// loaded from the sandbox.env it writes, as a staging console runs.
+func startExternalSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Sandbox, *consoleServer) {
+	t.Helper()
+	opts.Seed = true
+	sb, err := sandbox.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	dir := t.TempDir()
+	if err := sb.WriteFiles(dir, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range sandboxEnv(t, dir) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return sb, startConsole(t, env)
+}
+
+// WeChat Pay's migration (both): a reply naming neither the account's
+// public key nor one of its certificates is refused, and the deactivation
+// it answered stays pending (outcome unknown), not failed; once replies
+// verify again the same form resends the same request and completes.
+func TestBothModeReplyNamingNeitherIsUnknown(t *testing.T) {
+	sb, c := startExternalSandbox(t, sandbox.Options{VerifyMode: sandbox.VerifyBoth})
+	ctx := t.Context()
+	if _, err := c.Stocks.Register(ctx, audit.Context{Actor: "test"}, stocks.RegisterInput{
+		Kind: models.KindProductCoupon, ProductCouponID: sandbox.SeedProductCoupon, StockID: sandbox.SeedStockSending,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hc := c.userClient(t, "olivia", models.RoleOperator)
+	id := stockRef(t, c, sandbox.SeedStockSending)
+	_, page := fetch(t, hc, "GET", c.URL+"/stocks/"+id+"/deactivate", nil, "en")
+	form := url.Values{"deactivate_reason": {"迁移期间"}, "stock_id": {sandbox.SeedStockSending}, "form_token": {formToken(t, page)}}
+
+	if err := sb.SetFaults(sandbox.Faults{UnknownSerialRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := fetch(t, hc, "POST", c.URL+"/stocks/"+id+"/deactivate", form, "en")
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("refused reply: %d", resp.StatusCode)
+	}
+	var op models.WxOperation
+	if err := c.DB.Gorm.Order("id DESC").Take(&op).Error; err != nil {
+		t.Fatal(err)
+	}
+	if op.Status != models.OpPending {
+		t.Fatalf("operation %s after a reply naming neither key: %s, want pending (outcome unknown)", op.Kind, op.Status)
+	}
+	var failedFinal int64
+	c.DB.Gorm.Model(&models.WxOperation{}).Where("status = ?", models.OpFailed).Count(&failedFinal)
+	if failedFinal != 0 {
+		t.Fatal("a refused reply was recorded as a failure")
+	}
+
+	if err := sb.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = fetch(t, hc, "POST", c.URL+"/stocks/"+id+"/deactivate", form, "en")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("repost once replies verify: %d", resp.StatusCode)
+	}
+	if err := c.DB.Gorm.Take(&op, op.ID).Error; err != nil || op.Status != models.OpSucceeded {
+		t.Fatalf("operation after the repost: %+v %v", op.Status, err)
 	}
 }
