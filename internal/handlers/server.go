@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/klauspost/compress/gzhttp"
 	gsessions "github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
@@ -110,7 +111,18 @@ func (s *Server) Handler() http.Handler {
 		s.Logger.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		http.Error(w, "403 cross-origin request refused / 跨站请求已拒绝", http.StatusForbidden)
 	}))
-	return s.securityHeaders(headAsGet(cop.Handler(s.engine)))
+	return s.securityHeaders(headAsGet(cop.Handler(compress(s.engine))))
+}
+
+// compress gzips pages and assets for clients that accept it (klauspost's
+// gzhttp: it skips small and already-compressed replies, sets Vary, and
+// keeps Flush working for the streamed CSV export).
+func compress(h http.Handler) http.Handler {
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(1024))
+	if err != nil {
+		return gzhttp.GzipHandler(h)
+	}
+	return wrap(h)
 }
 
 // metrics serves /metrics on the console's address: not at all when the
