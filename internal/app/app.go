@@ -180,9 +180,11 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	m := metrics.New()
+	m.Registry.MustRegister(newStateCollector(db)) // opsmetrics.go
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
-		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
+		Logger: logger, Metrics: m, Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 	})
 	return c, nil
