@@ -87,6 +87,7 @@ var routeAccess = map[string][]string{
 	"GET /audit":            {manager},
 	"GET /audit/export.csv": {manager},
 	"GET /audit/verify":     {manager},
+	"POST /audit/verify":    {manager},
 	// User administration: admins only. The POSTs below reach user 1 with
 	// an empty form: each then changes nothing (a confirmation or a role is
 	// required, and enabling an enabled user is no change).

@@ -251,6 +251,10 @@ func TestAuditVerifyPage(t *testing.T) {
 				h.appendEntries(time.Now(), stockRec("olivia", "42", "", audit.Success), stockRec("olivia", "43", "", audit.Success))
 
 				resp, body := h.do(c, "GET", "/audit/verify", nil, nil)
+				if resp.StatusCode != 200 || parseHTML(t, body).Find("#verify-never").Length() != 1 || parseHTML(t, body).Find("#verify-start").Length() != 1 {
+					t.Fatalf("before any verification: %d\n%s", resp.StatusCode, body)
+				}
+				resp, body = verifyNow(t, h, c)
 				result := parseHTML(t, body).Find("#verify-result").Text()
 				if resp.StatusCode != 200 || !strings.Contains(result, "完整：截至第 4 条") || !strings.Contains(result, "共校验 4 条") {
 					t.Fatalf("clean log: %d %q", resp.StatusCode, result)
@@ -264,7 +268,7 @@ func TestAuditVerifyPage(t *testing.T) {
 				if err := db.Gorm.Exec(tc.tamper).Error; err != nil {
 					t.Fatal(err)
 				}
-				resp, body = h.do(c, "GET", "/audit/verify", nil, nil)
+				resp, body = verifyNow(t, h, c)
 				doc := parseHTML(t, body)
 				result = doc.Find("#verify-result").Text()
 				for _, want := range tc.zh {
@@ -284,6 +288,30 @@ func TestAuditVerifyPage(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// verifyNow starts a verification from the integrity page and returns the
+// page once it has finished (it runs in the background).
+func verifyNow(t *testing.T, h *harness, c *http.Client) (*http.Response, string) {
+	t.Helper()
+	resp, _ := h.do(c, "POST", "/audit/verify", url.Values{}, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/audit/verify" {
+		t.Fatalf("start verification: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, body := h.do(c, "GET", "/audit/verify", nil, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("integrity page: %d", resp.StatusCode)
+		}
+		if parseHTML(t, body).Find("#verify-running").Length() == 0 {
+			return resp, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the verification did not finish")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

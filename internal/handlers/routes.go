@@ -82,6 +82,7 @@ func (s *Server) routes() {
 	managers.GET("/audit", s.auditPage)
 	managers.GET("/audit/export.csv", s.auditExport)
 	managers.GET("/audit/verify", s.auditVerify)
+	managers.POST("/audit/verify", s.auditVerifyStart)
 
 	admins := s.group(roles(models.RoleAdmin))
 	admins.GET("/admin/users", s.adminUsersPage)

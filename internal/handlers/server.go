@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
@@ -45,6 +46,9 @@ type Deps struct {
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
 	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
+	// AuditVerifier runs the integrity page's verifications; nil gets one
+	// on DB (whoever builds the server closes it).
+	AuditVerifier *audit.Verifier // /audit/verify
 }
 
 // Server is the console's HTTP application.
@@ -59,6 +63,9 @@ type Server struct {
 func New(d Deps) *Server {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.AuditVerifier == nil && d.DB != nil {
+		d.AuditVerifier = &audit.Verifier{DB: d.DB.Gorm}
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d, engine: gin.New(), rules: map[routeKey]access{}, loc: d.Config.Location()}
