@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -37,6 +38,7 @@ import (
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/certstore"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -132,6 +134,7 @@ type Console struct {
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
 	TwoFactor  *twofactor.Service // twofactor.go
+	Approvals  *approvals.Service // approvals.go
 	closers    []func()
 }
 
@@ -147,13 +150,13 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		return nil, err
 	}
 	us := usersService(cfg, db)
-	wx, err := newWxPay(cfg, logger)
+	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
-		closers: []func(){func() { db.Close() }, wx.close}}
+		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
@@ -176,6 +179,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	if err := c.startApprovals(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
 		c.Close()
 		return nil, err
@@ -190,7 +197,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
 		Logger: logger, Metrics: m, Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
-		AuditVerifier: verifier,
+		Approvals: c.Approvals, AuditVerifier: verifier,
 	})
 	return c, nil
 }

@@ -34,6 +34,15 @@ const ExportBatch = 1000
 // while a slow client reads; flush (optional) is called after each batch. It
 // returns how many entries it wrote.
 func Export(ctx context.Context, db *gorm.DB, w io.Writer, f Filter, through int64, loc *time.Location, flush func()) (int64, error) {
+	return ExportWithHeader(ctx, db, w, f, through, loc, flush, ExportHeader)
+}
+
+// ExportWithHeader is Export with the header row given: the column names in
+// the reader's language, one for each of ExportHeader's columns.
+func ExportWithHeader(ctx context.Context, db *gorm.DB, w io.Writer, f Filter, through int64, loc *time.Location, flush func(), header []string) (int64, error) {
+	if len(header) != len(ExportHeader) {
+		return 0, fmt.Errorf("audit export: %d header names for %d columns", len(header), len(ExportHeader))
+	}
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -41,7 +50,7 @@ func Export(ctx context.Context, db *gorm.DB, w io.Writer, f Filter, through int
 		return 0, err
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write(ExportHeader); err != nil {
+	if err := cw.Write(header); err != nil {
 		return 0, err
 	}
 	var (

@@ -44,19 +44,27 @@ var routeAccess = map[string][]string{
 	"POST /account/two-factor":       signedInUsers,
 	"GET /account/two-factor/qr.png": signedInUsers,
 	"GET /admin/two-factor":          {admin},
-	"POST /admin/two-factor":         {admin}, // without its form's marker it changes nothing
-	"POST /admin/two-factor/reset":   {admin}, // without a user and a confirmation it changes nothing
-	"POST /logout":                   signedInUsers,
-	"GET /account":                   signedInUsers,
-	"GET /account/password":          signedInUsers,
-	"POST /account/password":         signedInUsers,
-	"GET /stocks":                    {operator, manager, support},
-	"GET /stocks/:id":                {operator, manager, support},
-	"GET /stocks/new":                {operator, manager},
-	"POST /stocks/new":               {operator, manager},
-	"GET /stocks/register":           {operator, manager},
-	"POST /stocks/register":          {operator, manager},
-	"POST /stocks/:id/refresh":       {operator, manager},
+	// Approvals: request 1 does not exist, so allowed users get 404.
+	"GET /approvals":               {operator, manager},
+	"GET /approvals/:id":           {operator, manager},
+	"POST /approvals/:id/withdraw": {operator, manager},
+	"POST /approvals/:id/approve":  {manager},
+	"POST /approvals/:id/reject":   {manager},
+	"GET /admin/approvals":         {admin},
+	"POST /admin/approvals":        {admin}, // without its form's marker it changes nothing
+	"POST /admin/two-factor":       {admin}, // without its form's marker it changes nothing
+	"POST /admin/two-factor/reset": {admin}, // without a user and a confirmation it changes nothing
+	"POST /logout":                 signedInUsers,
+	"GET /account":                 signedInUsers,
+	"GET /account/password":        signedInUsers,
+	"POST /account/password":       signedInUsers,
+	"GET /stocks":                  {operator, manager, support},
+	"GET /stocks/:id":              {operator, manager, support},
+	"GET /stocks/new":              {operator, manager},
+	"POST /stocks/new":             {operator, manager},
+	"GET /stocks/register":         {operator, manager},
+	"POST /stocks/register":        {operator, manager},
+	"POST /stocks/:id/refresh":     {operator, manager},
 
 	// Alerts: everyone signed in sees those meant for them.
 	"GET /alerts":                signedInUsers,

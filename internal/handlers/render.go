@@ -21,9 +21,11 @@ var navEntries = []struct{ path, label string }{
 	{"/", "nav.home"},
 	{"/stocks", "nav.stocks"},
 	{"/presend", "nav.presend"},
+	{"/approvals", "approvals.title"},
 	{"/audit", "nav.audit"},
 	{"/alerts", "alerts.nav"},
 	{"/admin/users", "nav.users"},
+	{"/admin/approvals", "approvals.policy_title"},
 	{"/admin/two-factor", "twofactor.admin_title"},
 }
 

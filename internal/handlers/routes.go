@@ -78,7 +78,16 @@ func (s *Server) routes() {
 	ops.POST("/uploads/:id/cancel", s.uploadCancel)
 	ops.POST("/uploads/:id/resume", s.uploadResume)
 
+	// Approvals (approvals.go): operators follow and withdraw their own
+	// requests; managers see all and decide them, never their own (the
+	// service refuses the requester).
+	ops.GET("/approvals", s.approvalsPage)
+	ops.GET("/approvals/:id", s.approvalPage)
+	ops.POST("/approvals/:id/withdraw", s.approvalWithdraw)
+
 	managers := s.group(roles(models.RoleManager))
+	managers.POST("/approvals/:id/approve", s.approvalApprove)
+	managers.POST("/approvals/:id/reject", s.approvalReject)
 	managers.GET("/audit", s.auditPage)
 	managers.GET("/audit/export.csv", s.auditExport)
 	managers.GET("/audit/verify", s.auditVerify)
@@ -93,6 +102,8 @@ func (s *Server) routes() {
 	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
 	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
 	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
+	admins.GET("/admin/approvals", s.approvalPolicyPage)
+	admins.POST("/admin/approvals", s.approvalPolicySet)
 	admins.GET("/admin/two-factor", s.adminTwoFactorPage)
 	admins.POST("/admin/two-factor", s.adminSetTwoFactorRoles)
 	admins.POST("/admin/two-factor/reset", s.adminResetTwoFactor)

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -46,6 +47,7 @@ type Deps struct {
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
 	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
+	Approvals  *approvals.Service  // /approvals, /admin/approvals
 	// AuditVerifier runs the integrity page's verifications; nil gets one
 	// on DB (whoever builds the server closes it).
 	AuditVerifier *audit.Verifier // /audit/verify
