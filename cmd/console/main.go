@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var err error
 	switch cmd {
 	case "serve":
-		err = app.Serve(ctx, *cfg, logger, stdout)
+		err = app.Serve(ctx, *cfg, logger, stderr) // the one-time admin password, plainly, beside the log
 	case "migrate":
 		err = app.Migrate(ctx, *cfg, logger, stdout)
 	case "audit verify":

@@ -1,12 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -20,12 +20,15 @@ import (
 )
 
 // wxPay is the WeChat Pay access of a running console: the client, and in
-// sandbox mode the in-process sandbox it talks to over loopback HTTP.
+// sandbox mode the in-process sandbox it talks to through its handler.
 type wxPay struct {
 	Client  *wxpay.Client
 	Sandbox *sandbox.Sandbox // nil in live mode
 	BaseURL string
-	close   func()
+	// Transport reaches the in-process sandbox (nil in live mode); clients
+	// built beside Client use it too.
+	Transport http.RoundTripper
+	close     func()
 }
 
 // liveConfig is the client configuration of live mode: each account's ID,
@@ -62,7 +65,7 @@ func sandboxConfig(base string, cr sandbox.Credentials) wxpay.Config {
 }
 
 // newWxPay builds the client for the configured mode. In sandbox mode it
-// starts the simulator on a loopback port, its keys and state kept under
+// starts the simulator in-process (handlerTransport), its keys and state kept under
 // DataDir/sandbox, and signs with the sandbox's credentials. In live mode
 // platform certificates, where an account uses them, are kept in store (nil:
 // in this process only).
@@ -81,35 +84,26 @@ func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger) (
 		return &wxPay{Client: client, BaseURL: cfg.WxPay.BaseURL, close: func() {}}, nil
 	}
 
-	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: filepath.Join(cfg.DataDir, "sandbox")})
+	stateDir := filepath.Join(cfg.DataDir, "sandbox")
+	if err := ownerOnlyDir(stateDir); err != nil {
+		return nil, err
+	}
+	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: stateDir})
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		sb.Close()
-		return nil, fmt.Errorf("sandbox listener: %w", err)
-	}
-	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("sandbox stopped", "err", err)
-		}
-	}()
-	base := "http://" + ln.Addr().String()
+	// The client reaches the sandbox's handler in-process: no listener, so
+	// no other local process can read its codes through /_sandbox/stocks.
+	const base = "http://sandbox.invalid"
+	transport := handlerTransport{sb.Handler()}
+	hc = &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	client, err := wxpay.NewClient(sandboxConfig(base, sb.Credentials()), hc)
 	if err != nil {
-		srv.Close()
 		sb.Close()
 		return nil, err
 	}
-	logger.Info("WeChat Pay sandbox running in-process", "url", base)
-	return &wxPay{Client: client, Sandbox: sb, BaseURL: base, close: func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = sb.Close()
-	}}, nil
+	logger.Info("WeChat Pay sandbox running in-process (no listener)")
+	return &wxPay{Client: client, Sandbox: sb, BaseURL: base, Transport: transport, close: func() { _ = sb.Close() }}, nil
 }
 
 // certRefreshCheck is how often an instance asks whether the scheduled
@@ -211,4 +205,64 @@ func CheckWxPay(ctx context.Context, cfg config.Config, logger *slog.Logger, out
 		fmt.Fprintf(out, "FAIL  %s %s (%s): %v\n", r.Kind, r.ID, r.Mode, r.Err)
 	}
 	return ok, nil
+}
+
+// handlerTransport is an http.RoundTripper that serves each request with a
+// handler in this process, as a server would, without a network listener.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// A handler aborting (the sandbox dropping a "connection") is what
+		// a closed connection is to a client: an error, no response.
+		if r := recover(); r != nil {
+			if r != http.ErrAbortHandler {
+				panic(r)
+			}
+			resp, err = nil, errors.New("sandbox: connection closed without a reply")
+		}
+	}()
+	in := req.Clone(req.Context())
+	in.RequestURI = req.URL.RequestURI()
+	in.RemoteAddr = "127.0.0.1:0"
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	w := &bufferedResponse{header: http.Header{}}
+	t.h.ServeHTTP(w, in)
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", w.status, http.StatusText(w.status)), StatusCode: w.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: w.header, Body: io.NopCloser(bytes.NewReader(w.body.Bytes())),
+		ContentLength: int64(w.body.Len()), Request: req,
+	}, nil
+}
+
+// bufferedResponse collects a handler's answer (the sandbox's are small).
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedResponse) Header() http.Header { return w.header }
+func (w *bufferedResponse) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *bufferedResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(p)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,27 @@ type Config struct {
 
 	LoginMaxFailures int
 	LoginLockout     time.Duration
+	// LoginMaxClientFailures is the failed sign-ins from one client address
+	// (whatever usernames) before the address is locked for LoginLockout.
+	LoginMaxClientFailures int
+	// LoginMaxHashes caps the password hashes computed at once: each takes
+	// 19 MiB, and a flood of sign-ins must not exhaust memory.
+	LoginMaxHashes int
+
+	// SessionIdleTimeout ends a session not used for this long;
+	// SessionLifetime ends any session this long after sign-in.
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For is believed; empty: none, the client address is
+	// the connection's.
+	TrustedProxies string
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	// MetricsAddr, when set, serves /metrics on its own listener instead
+	// of the console's address.
+	MetricsToken string
+	MetricsAddr  string
 
 	// LowStockThreshold is the available-code count below which a stock is
 	// low on codes, unless the stock has its own threshold.
@@ -203,6 +225,13 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	integer(&c.LoginMaxFailures, "login-max-failures", 5, "failed sign-ins in a row for one username before it is locked for a while")
 	duration(&c.LoginLockout, "login-lockout", 15*time.Minute, "how long a username stays locked after too many failed sign-ins")
+	integer(&c.LoginMaxClientFailures, "login-max-client-failures", 20, "failed sign-ins from one client address (any usernames) before the address is locked for --login-lockout")
+	integer(&c.LoginMaxHashes, "login-max-hashes", 4, "password hashes computed at once (each takes 19 MiB); further sign-ins wait")
+	duration(&c.SessionIdleTimeout, "session-idle-timeout", time.Hour, "a session unused for this long ends")
+	duration(&c.SessionLifetime, "session-lifetime", 12*time.Hour, "a session ends this long after sign-in, however active")
+	str(&c.TrustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed; empty: none")
+	str(&c.MetricsToken, "metrics-token", "", "bearer token /metrics requires (empty: none)")
+	str(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address only, not on --addr (empty: on --addr)")
 	integer(&c.LowStockThreshold, "low-stock-threshold", 1000, "available codes below which a stock is low on codes (each stock may set its own)")
 	duration(&c.StockSyncInterval, "stock-sync-interval", 10*time.Minute, "how often stocks that can still change are read back from WeChat Pay in the background")
 	str(&c.AlertWeComWebhook, "alert-wecom-webhook", "", "WeCom group robot webhook URL receiving alerts as markdown messages")
@@ -320,7 +349,36 @@ func (c Config) Validate() error {
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))
 	}
+	if c.LoginMaxClientFailures < 1 {
+		errs = append(errs, errors.New("login-max-client-failures must be at least 1"))
+	}
+	if c.LoginMaxHashes < 1 {
+		errs = append(errs, errors.New("login-max-hashes must be at least 1"))
+	}
+	if c.SessionIdleTimeout <= 0 || c.SessionLifetime <= 0 {
+		errs = append(errs, errors.New("session-idle-timeout and session-lifetime must be positive"))
+	}
+	if _, err := ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// ParseProxies splits a trusted-proxies setting into addresses and CIDR
+// ranges, refusing anything else (a typo must not trust the world).
+func ParseProxies(v string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("trusted-proxies: %q is neither an IP address nor a CIDR range", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // validateLive checks that every configured account can verify replies:
@@ -370,5 +428,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr), slog.String("database", db),
 		slog.String("timezone", c.Timezone), slog.String("wxpay_mode", c.WxPay.Mode),
 		slog.String("wxpay_base_url", c.WxPay.BaseURL),
+		slog.String("trusted_proxies", c.TrustedProxies), slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("metrics_token", c.MetricsToken != ""),
 	)
 }

@@ -123,14 +123,6 @@ func redirect(c *gin.Context, to string) {
 	c.Redirect(http.StatusSeeOther, to)
 }
 
-// safeReturn keeps a user-supplied return path on this site.
-func safeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
-		return "/"
-	}
-	return p
-}
-
 func isNotFound(err error) bool { return errors.Is(err, users.ErrNotFound) }
 
 func roleLabels(s *Server, c *gin.Context, u *models.User) []string {

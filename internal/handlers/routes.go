@@ -25,7 +25,7 @@ func (s *Server) routes() {
 	anyone := s.group(public)
 	anyone.GET("/healthz", s.healthz)
 	anyone.GET("/readyz", s.readyz)
-	anyone.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	anyone.GET("/metrics", s.metrics) // token or own listener: server.go
 	anyone.GET("/static/*file", staticHandler)
 	anyone.GET("/login", s.loginPage)
 	anyone.POST("/login", s.login)
@@ -42,7 +42,8 @@ func (s *Server) routes() {
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
-	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.POST("/account/sessions/:id/end", s.endOwnSession) // account.go; :id "others" ends all but this one
+	users.GET("/alerts", s.alertsPage)                       // alerts.go: each sees the alerts meant for their roles
 	users.POST("/alerts/read", s.alertsMarkRead)
 	users.GET("/account/two-factor", s.twoFactorPage)
 	users.POST("/account/two-factor", s.twoFactorConfirm)
@@ -69,8 +70,8 @@ func (s *Server) routes() {
 	// readers follow them and download the report.
 	readersOnly.GET("/uploads/:id", s.uploadPage)
 	readersOnly.GET("/uploads/:id/progress", s.uploadProgress)
-	readersOnly.GET("/uploads/:id/report.csv", s.uploadReport)
-	readersOnly.GET("/uploads/:id/file", s.uploadFile)
+	ops.GET("/uploads/:id/report.csv", s.uploadReport) // codes: operators and managers only; support sees counts
+	ops.GET("/uploads/:id/file", s.uploadFile)
 	ops.GET("/stocks/:id/uploads/new", s.uploadNewPage)
 	ops.POST("/stocks/:id/uploads", s.uploadCreate)
 	ops.POST("/uploads/:id/start", s.uploadStart)
@@ -96,6 +97,8 @@ func (s *Server) routes() {
 	admins := s.group(roles(models.RoleAdmin))
 	admins.GET("/admin/users", s.adminUsersPage)
 	admins.GET("/admin/users/new", s.adminUserNewPage)
+	admins.GET("/admin/users/locks", s.adminLocksPage) // admin_locks.go: sign-in locks, lifted by an admin
+	admins.POST("/admin/users/locks/lift", s.adminLiftLock)
 	admins.POST("/admin/users", s.adminUserAdd)
 	admins.GET("/admin/users/:id", s.adminUserPage)
 	admins.POST("/admin/users/:id/roles", s.adminSetRoles)
