@@ -163,7 +163,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
 		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
-	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
+	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client, Create: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
@@ -201,7 +201,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
-		Logger: logger, Metrics: m, Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
+		Logger: logger, Metrics: m, Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier,
 	})

@@ -26,8 +26,6 @@ import (
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
-	"voucherconsole/internal/wxops"
-	"voucherconsole/internal/wxpay"
 )
 
 // Deps is what the handlers need from the rest of the console.
@@ -43,8 +41,6 @@ type Deps struct {
 	Logger       *slog.Logger
 	Metrics      *metrics.Metrics
 	Stocks       *stocks.Service
-	WX           *wxpay.Client
-	Ops          *wxops.Store
 	Now          func() time.Time
 
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate

@@ -93,6 +93,9 @@ type Sandbox struct {
 	mu sync.Mutex // guards st
 	st *state
 
+	callMu sync.Mutex
+	calls  map[string]int // API calls per endpoint (Calls)
+
 	faultMu sync.RWMutex
 	faults  Faults
 
