@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/klauspost/compress/gzhttp"
 	gsessions "github.com/gorilla/sessions"
+	"github.com/klauspost/compress/gzhttp"
 
 	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/approvals"
