@@ -39,6 +39,9 @@ func (s *Server) stockCreate(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.StockNewPage(props))
 		return
 	}
+	if s.requestCreateApproval(c, req, token) { // approvals.go: a second person first
+		return
+	}
 	st, err := s.Stocks.CreateFavor(c.Request.Context(), s.auditContext(c), s.WX, s.Ops, token, req)
 	if err != nil {
 		prob := wxProblem(err)

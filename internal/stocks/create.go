@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -32,7 +33,18 @@ var ErrPendingElsewhere = errors.New("the same form is being submitted")
 // Pay creates one stock however often the form is posted. The returned stock
 // is the console's record of it.
 func (s *Service) CreateFavor(ctx context.Context, ac audit.Context, wx Creator, ops *wxops.Store, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
-	req.OutRequestNo = wxops.NewRequestNo(req.BelongMerchant, s.Now.UTC(), 32)
+	req.OutRequestNo = NewCreateRequestNo(req, s.Now.UTC())
+	return s.CreateFavorRequest(ctx, ac, wx, ops, formToken, req)
+}
+
+// NewCreateRequestNo is a new request number for document 003's req.
+func NewCreateRequestNo(req wxpay.CreateFavorStockRequest, now time.Time) string {
+	return wxops.NewRequestNo(req.BelongMerchant, now, 32)
+}
+
+// CreateFavorRequest creates a voucher stock from req, whose request number
+// was fixed beforehand (an approved request's), as CreateFavor does.
+func (s *Service) CreateFavorRequest(ctx context.Context, ac audit.Context, wx Creator, ops *wxops.Store, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
 	op, existing, err := ops.Begin(ctx, ac, wxops.Intent{
 		Kind: OpCreateFavorStock, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID,
 		Body: req, Action: ActionCreate, TargetType: audit.TargetStock, TargetID: "new:" + req.OutRequestNo,
