@@ -16,7 +16,8 @@ import (
 type stockCreator struct{ c *Console }
 
 func (sc stockCreator) CreateFavorRequest(ctx context.Context, ac audit.Context, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error) {
-	return sc.c.Stocks.CreateFavorRequest(ctx, ac, sc.c.WX, sc.c.Ops, formToken, req)
+	res, err := sc.c.Stocks.CreateFavorRequest(ctx, ac, formToken, req)
+	return res.Stock, err
 }
 
 // startApprovals builds the maker–checker service: its starting policy is
