@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -37,6 +38,7 @@ import (
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/certstore"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -69,7 +71,8 @@ func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 }
 
 func usersService(cfg config.Config, db *database.DB) *users.Service {
-	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout}
+	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout,
+		MaxClientFailures: cfg.LoginMaxClientFailures, MaxHashes: cfg.LoginMaxHashes}
 }
 
 // sessionStore builds the cookie store. Cookies are signed and encrypted with
@@ -87,7 +90,7 @@ func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
 			var b [32]byte
 			_, _ = rand.Read(b[:])
 			secret = []byte(hex.EncodeToString(b[:]))
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			if err := ownerOnlyDir(cfg.DataDir); err != nil {
 				return nil, err
 			}
 			if err := os.WriteFile(path, secret, 0o600); err != nil {
@@ -132,11 +135,17 @@ type Console struct {
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
 	TwoFactor  *twofactor.Service // twofactor.go
+	Approvals  *approvals.Service // approvals.go
 	closers    []func()
 }
 
 // Build opens the database, migrates it and assembles the HTTP server.
 func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Console, error) {
+	// Everything in the data directory is the owner's alone, however it
+	// was left: the database, the session key, uploads, the sandbox.
+	if err := ownerOnlyTree(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
 	db, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -147,13 +156,13 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		return nil, err
 	}
 	us := usersService(cfg, db)
-	wx, err := newWxPay(cfg, logger)
+	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
-		closers: []func(){func() { db.Close() }, wx.close}}
+		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
@@ -165,7 +174,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	catalog := i18n.MustLoad()
 	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
 	c.Alerts = alertSvc
-	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger, monitoring)
+	up, err := startUploads(ctx, cfg, db, wx.Client, wx.Transport, c.Stocks, logger, monitoring)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -173,6 +182,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
 	if err := c.startActions(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.startApprovals(cfg); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -188,7 +201,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
-		AuditVerifier: verifier,
+		Approvals: c.Approvals, AuditVerifier: verifier,
 	})
 	return c, nil
 }
@@ -215,6 +228,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.W
 		return fmt.Errorf("initial admin: %w", err)
 	}
 	if pw != "" {
+		// Printed once, plainly, to out (standard error): never through the
+		// structured log, which is shipped and kept.
 		fmt.Fprintf(out, "\n首次启动：已创建管理员账号 admin，一次性密码（仅显示这一次，登录后须修改）：\n"+
 			"First start: created the admin account; its one-time password (shown only now, must be changed at first sign-in):\n\n"+
 			"    username: admin\n    password: %s\n\n", pw)
@@ -229,8 +244,21 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.W
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("console listening", "url", "http://"+ln.Addr().String(), "config", cfg)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", c.Server.MetricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		defer msrv.Close()
+		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
+		go func() { errc <- msrv.Serve(mln) }()
+	}
 	select {
 	case err := <-errc:
 		return err

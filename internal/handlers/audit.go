@@ -176,14 +176,25 @@ func (s *Server) auditPage(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.AuditPage(props))
 		return
 	}
+	if err := s.resolveAuditFilter(c, &r); err != nil {
+		s.serverError(c, err)
+		return
+	}
 	page, err := audit.List(c.Request.Context(), s.DB.Search, r.filter, r.cursor, auditPageSize)
 	if err != nil {
 		s.serverError(c, err)
 		return
 	}
 	u := currentUser(c)
+	ctxv, err := s.entryContext(c, page.Entries)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
 	for i := range page.Entries {
-		props.Entries = append(props.Entries, s.entryView(p.T, u, &page.Entries[i], r.open))
+		v := s.entryView(p.T, u, &page.Entries[i], r.open)
+		ctxv.apply(p.T, &v, &page.Entries[i], s.loc)
+		props.Entries = append(props.Entries, v)
 	}
 	q := r.query()
 	if page.Newer > 0 {
@@ -325,9 +336,11 @@ func (s *Server) entryView(t i18n.Localizer, viewer *models.User, e *audit.Entry
 		numeric := isDigits(e.TargetID)
 		switch e.TargetType {
 		case audit.TargetStock:
-			v.TargetLink = "/stocks/" + url.PathEscape(e.TargetID)
+			// Linked by entryContext.apply, once it knows the stock exists.
 		case audit.TargetUpload:
-			v.TargetLink = "/uploads/" + url.PathEscape(e.TargetID)
+			if numeric {
+				v.TargetLink = "/uploads/" + e.TargetID
+			}
 		case audit.TargetUser:
 			if numeric && mayOpenUsers {
 				v.TargetLink = "/admin/users/" + e.TargetID
@@ -374,6 +387,10 @@ func (s *Server) auditExport(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.AuditPage(s.auditProps(c, p, r)))
 		return
 	}
+	if err := s.resolveAuditFilter(c, &r); err != nil {
+		s.serverError(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	rec := s.auditContext(c).Record(audit.ActionAuditExport, audit.Success, "", "")
 	rec.Detail = map[string]any{"filter": r.filter.Detail(), "format": "csv"}
@@ -389,7 +406,12 @@ func (s *Server) auditExport(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c.Status(http.StatusOK)
-	n, err := audit.Export(ctx, s.DB.Search, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush)
+	t := s.localizer(c)
+	header := make([]string, len(audit.ExportHeader))
+	for i, col := range audit.ExportHeader {
+		header[i] = t.T("audit.csv." + col)
+	}
+	n, err := audit.ExportWithHeader(ctx, s.DB.Search, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush, header)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			s.log(c).Info("audit export stopped: the client went away", "entries", n)

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -59,7 +60,7 @@ func newHarness(t *testing.T, db *database.DB) *harness {
 	srv := handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), TwoFactor: tf,
-		Alerts: &alerts.Service{DB: db.Gorm},
+		Alerts: &alerts.Service{DB: db.Gorm}, Approvals: &approvals.Service{DB: db.Gorm},
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -84,6 +84,11 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 	if u.Status != uploads.StatusChecking && u.Status != uploads.StatusAbandoned {
 		props.ReportURL = "/uploads/" + id + "/report.csv"
 	}
+	// Codes are money: only those who may download them (operators and
+	// managers) see them; support sees the counts.
+	if !s.allowed(currentUser(c), http.MethodGet, "/uploads/:id/report.csv") {
+		props.FileURL, props.ReportURL, props.Problems, props.MoreProblems = "", "", nil, false
+	}
 	if u.Status.Active() || u.Status.Ended() {
 		prog, err := s.Uploads.Progress(ctx, u)
 		if err != nil {
