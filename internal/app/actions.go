@@ -37,8 +37,8 @@ func (c *Console) startActions(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	c.Deactivate = &deactivate.Service{DB: c.DB.Gorm, WX: c.WX, Ops: c.Ops}
-	c.Presend = &presend.Service{DB: c.DB.Gorm, WX: c.WX, Ops: c.Ops, Keys: keys}
+	c.Deactivate = &deactivate.Service{DB: c.DB.Gorm, WX: c.WX}
+	c.Presend = &presend.Service{DB: c.DB.Gorm, WX: c.WX, Keys: keys}
 	switch cfg.FaultCrashAfterIntent {
 	case "deactivate":
 		c.Deactivate.AfterIntent = crashHook(c.Logger, "deactivate")
@@ -72,17 +72,18 @@ func sessionSecret(cfg config.Config) ([]byte, error) {
 	return []byte(strings.TrimSpace(string(data))), nil
 }
 
-// ResumeActions resends the deactivations and pre-sends left pending whose
-// operation was last touched more than olderThan ago.
+// ResumeActions resends the stock creations, deactivations and pre-sends
+// left pending whose operation was last touched more than olderThan ago.
 func (c *Console) ResumeActions(ctx context.Context, olderThan time.Duration) {
+	s, serr := c.Stocks.ResumeCreate(ctx, olderThan)
 	d, derr := c.Deactivate.Resume(ctx, olderThan)
 	p, perr := c.Presend.Resume(ctx, olderThan)
 	a, aerr := c.Approvals.Resume(ctx, olderThan) // approved, call not yet made
-	if err := errors.Join(derr, perr, aerr); err != nil && ctx.Err() == nil {
+	if err := errors.Join(serr, derr, perr, aerr); err != nil && ctx.Err() == nil {
 		c.Logger.Error("resume pending WeChat Pay operations", "err", err)
 	}
-	if d > 0 || p > 0 || a > 0 {
-		c.Logger.Info("resumed pending WeChat Pay operations", "deactivations", d, "presends", p, "approvals", a)
+	if s > 0 || d > 0 || p > 0 || a > 0 {
+		c.Logger.Info("resumed pending WeChat Pay operations", "stock_creations", s, "deactivations", d, "presends", p, "approvals", a)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxconn"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/certstore"
@@ -163,7 +164,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	}
 	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
 		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
-	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
+	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client, Create: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
@@ -193,15 +194,18 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	m := metrics.New()
+	m.Registry.MustRegister(newStateCollector(db)) // opsmetrics.go
 	// The integrity page's verifications run in the background; they stop
 	// (recorded as failed) before the database closes.
 	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
 	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
-		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
+		Logger: logger, Metrics: m, Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier,
+		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},
 	})
 	return c, nil
 }

@@ -123,7 +123,7 @@ func (s *Server) approvalProps(c *gin.Context, it *approvals.Item) (templates.Ap
 			return props, err
 		}
 		if _, err := s.Deactivate.ReadBack(c.Request.Context(), st); err != nil {
-			if props.ReadError = wxProblem(err); props.ReadError == nil {
+			if props.ReadError = wxProblem(t, err); props.ReadError == nil {
 				return props, err
 			}
 		}
@@ -220,7 +220,7 @@ func (s *Server) approvalApprove(c *gin.Context) {
 	case errors.Is(err, approvals.ErrNotSendable):
 		s.setFlash(c, "error", t.T("approvals.err.not_sendable"))
 	case err != nil:
-		prob := wxProblem(err)
+		prob := wxProblem(t, err)
 		if prob == nil {
 			s.serverError(c, err)
 			return

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
-	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
 )
 
@@ -247,8 +245,12 @@ func (s *Server) stockRefresh(c *gin.Context) {
 	t := s.localizer(c)
 	back := "/stocks/" + strconv.FormatInt(st.ID, 10)
 	if _, err := s.Stocks.Refresh(c.Request.Context(), s.auditContext(c), st.ID); err != nil {
-		if prob := wxProblem(err); prob != nil {
-			s.setFlash(c, "error", t.T("stocks.refresh_failed", prob.Code, prob.Message, prob.RequestID))
+		if prob := wxProblem(t, err); prob != nil {
+			msg := prob.Message
+			if msg == "" {
+				msg = prob.Explanation
+			}
+			s.setFlash(c, "error", t.T("stocks.refresh_failed", prob.Code, msg, prob.RequestID))
 			redirect(c, back)
 			return
 		}
@@ -257,25 +259,6 @@ func (s *Server) stockRefresh(c *gin.Context) {
 	}
 	s.setFlash(c, "success", t.T("stocks.refreshed"))
 	redirect(c, back)
-}
-
-// wxProblem turns a WeChat Pay error into what the user is shown; nil when
-// err is not a WeChat Pay error. A call that got no answer is shown too, as
-// such: the user must know nothing is confirmed.
-func wxProblem(err error) *templates.WxProblem {
-	var ae *wxpay.APIError
-	if errors.As(err, &ae) {
-		return &templates.WxProblem{Status: ae.StatusCode, Code: ae.Code, Message: ae.Message, RequestID: ae.RequestID}
-	}
-	var te *wxpay.TransportError
-	if errors.As(err, &te) {
-		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "NETWORK", Message: "WeChat Pay did not answer / 微信支付无应答"}
-	}
-	var re *wxpay.ReplyError
-	if errors.As(err, &re) {
-		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "REPLY_REJECTED", Message: "WeChat Pay's reply failed verification / 微信支付应答验签失败", RequestID: re.RequestID}
-	}
-	return nil
 }
 
 // problemStatus is the status a page answers with after a WeChat Pay error:

@@ -43,6 +43,7 @@ type Service struct {
 	// Search runs List (database.DB.Search); nil means DB.
 	Search *gorm.DB
 	WX     Reader
+	Create Creator // voucher stocks (create.go)
 	Now    clock.Func
 }
 
