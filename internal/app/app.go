@@ -36,6 +36,7 @@ import (
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxconn"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/certstore"
@@ -202,6 +203,7 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier,
+		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},
 	})
 	return c, nil
 }

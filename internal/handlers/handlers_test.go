@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +29,8 @@ import (
 	"voucherconsole/internal/testdb"
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxconn"
+	"voucherconsole/internal/wxpay"
 )
 
 func TestMain(m *testing.M) {
@@ -61,6 +65,7 @@ func newHarness(t *testing.T, db *database.DB) *harness {
 		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), TwoFactor: tf,
 		Alerts: &alerts.Service{DB: db.Gorm}, Approvals: &approvals.Service{DB: db.Gorm},
+		WxConn: testWxConn(t, db),
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -259,4 +264,20 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if resp, _ := h.do(c, "GET", "/healthz", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("/healthz with the database closed: %d", resp.StatusCode)
 	}
+}
+
+// testWxConn is a connection page over a client with no account configured
+// and a host that answers nothing: the page renders, and a test reports
+// that no account answered.
+func testWxConn(t *testing.T, db *database.DB) *wxconn.Service {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := wxpay.NewClient(wxpay.Config{BaseURL: "http://127.0.0.1:9", PubKeyID: "PUB_KEY_ID_0000", PubKey: &key.PublicKey}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &wxconn.Service{Client: cl, Mode: "live", BaseURL: "http://127.0.0.1:9", DB: db.Gorm}
 }
