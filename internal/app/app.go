@@ -194,13 +194,15 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 		c.Close()
 		return nil, err
 	}
+	m := metrics.New()
+	m.Registry.MustRegister(newStateCollector(db)) // opsmetrics.go
 	// The integrity page's verifications run in the background; they stop
 	// (recorded as failed) before the database closes.
 	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
 	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
-		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks,
+		Logger: logger, Metrics: m, Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier,
 		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},

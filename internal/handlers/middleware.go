@@ -326,6 +326,7 @@ const (
 
 var bodyLimits = map[string]int64{
 	"/login":            signInBodyLimit,
+	"/login/two-factor": signInBodyLimit,
 	"/language":         signInBodyLimit,
 	"/logout":           signInBodyLimit,
 	"/account/password": signInBodyLimit,
@@ -410,19 +411,6 @@ func (s *Server) refuseInput(c *gin.Context, status int, field, msgID string) {
 		Page: p, Status: status, Heading: p.T.T("input.refused_title"), Message: msg,
 	}))
 	c.Abort()
-}
-
-// fieldTextError checks one single-line form field and returns the error
-// message for it in the user's language, or "".
-func fieldTextError(t i18n.Localizer, v string, max int) string {
-	switch err := textcheck.Line(v, max); {
-	case err == nil:
-		return ""
-	case errors.Is(err, textcheck.ErrTooLong):
-		return t.T("input.too_long", max)
-	default:
-		return t.T("input.bad_text")
-	}
 }
 
 // Anonymous refusals are audited at most once per client address per
