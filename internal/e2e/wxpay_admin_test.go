@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxconn"
+	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -59,22 +61,7 @@ func TestBrowserAdminWxPayTest(t *testing.T) {
 // account's certificates with their expiry, warned 30 days ahead, and its
 // serials and fingerprints but no key; the test downloads once per account.
 func TestAdminWxPayCertificates(t *testing.T) {
-	sb, err := sandbox.New(sandbox.Options{Seed: true, VerifyMode: sandbox.VerifyCertificate, CertValidity: 20 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	dir := t.TempDir()
-	if err := sb.WriteFiles(dir, srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{}
-	for _, kv := range sandboxEnv(t, dir) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	c := startConsole(t, env)
+	sb, c := startExternalSandbox(t, sandbox.Options{VerifyMode: sandbox.VerifyCertificate, CertValidity: 20 * 24 * time.Hour})
 	hc := c.userClient(t, "ada", models.RoleAdmin)
 	resp, _ := fetch(t, hc, "POST", c.URL+"/admin/wxpay/test", nil, "en")
 	if resp.StatusCode != http.StatusSeeOther {
@@ -102,27 +89,12 @@ func TestAdminWxPayCertificates(t *testing.T) {
 	}
 }
 
-// startExternalSandbox serves a sandbox over HTTP and starts a console
-// loaded from the sandbox.env it writes, as a staging console runs.
+// startExternalSandbox starts a console loaded from a standalone sandbox's
+// sandbox.env, as a staging console runs.
 func startExternalSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Sandbox, *consoleServer) {
 	t.Helper()
-	opts.Seed = true
-	sb, err := sandbox.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	dir := t.TempDir()
-	if err := sb.WriteFiles(dir, srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{}
-	for _, kv := range sandboxEnv(t, dir) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	return sb, startConsole(t, env)
+	sb, dir := externalSandbox(t, opts)
+	return sb, startConsole(t, envOf(t, dir))
 }
 
 // WeChat Pay's migration (both): a reply naming neither the account's
@@ -172,4 +144,111 @@ func TestBothModeReplyNamingNeitherIsUnknown(t *testing.T) {
 	if err := c.DB.Gorm.Take(&op, op.ID).Error; err != nil || op.Status != models.OpSucceeded {
 		t.Fatalf("operation after the repost: %+v %v", op.Status, err)
 	}
+}
+
+// Acceptance 1: a console loaded from the sandbox.env of a standalone
+// sandbox whose three accounts have separate keys performs every endpoint;
+// with one account's WeChat Pay public key replaced by another's, that
+// account's calls fail naming it and the serial, the others work.
+func TestSandboxEnvEveryEndpointAndSwappedKey(t *testing.T) {
+	sb, dir := externalSandbox(t, sandbox.Options{})
+	ctx := t.Context()
+	env := envOf(t, dir)
+	c := startConsole(t, env)
+	wx := c.WX
+	cr := sb.Credentials()
+	if cr.MchPubKeyID == cr.SPPubKeyID || cr.SPPubKeyID == cr.BrandPubKeyID || env["CONSOLE_WXPAY_MCH_PUBKEY"] == env["CONSOLE_WXPAY_BRAND_PUBKEY"] {
+		t.Fatal("the sandbox's accounts share a public key")
+	}
+
+	loc := time.FixedZone("CST", 8*3600)
+	begin := time.Now().In(loc).Add(24 * time.Hour).Truncate(time.Hour)
+	created, err := wx.CreateFavorStock(ctx, wxpay.CreateFavorStockRequest{
+		StockName: "验收满减", BelongMerchant: cr.MchID,
+		AvailableBeginTime: begin.Format(time.RFC3339), AvailableEndTime: begin.AddDate(0, 0, 10).Format(time.RFC3339),
+		StockUseRule: wxpay.FavorStockUseRule{MaxCoupons: 10, MaxAmount: 1000, MaxCouponsPerUser: 1},
+		CouponUseRule: wxpay.FavorCouponUseRule{FixedNormalCoupon: &wxpay.FixedNormalCoupon{CouponAmount: 100, TransactionMinimum: 100},
+			AvailableMerchants: []string{cr.MchID}},
+		StockType: wxpay.FavorStockTypeNormal, OutRequestNo: "accept1_create_01",
+		PatternInfo: &wxpay.FavorPatternInfo{Description: "验收"},
+	})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"GetFavorStock", func() error { _, err := wx.GetFavorStock(ctx, created.StockID); return err }},
+		{"UploadBusifavorCodes", func() error {
+			_, err := wx.UploadBusifavorCodes(ctx, sandbox.SeedBusifavorUpload, wxpay.UploadBusifavorCodesRequest{CouponCodeList: []string{"ACC1BF1"}, UploadRequestNo: "accept1_bf_01"})
+			return err
+		}},
+		{"GetBusifavorStock", func() error { _, err := wx.GetBusifavorStock(ctx, sandbox.SeedBusifavorUpload); return err }},
+		{"UploadProductCouponCodes", func() error {
+			_, err := wx.UploadProductCouponCodes(ctx, sandbox.SeedProductCoupon, sandbox.SeedStockSending, wxpay.UploadProductCouponCodesRequest{OutRequestNo: "accept1_pc_01", CodeList: []string{"ACC1-PC-1"}})
+			return err
+		}},
+		{"GetProductCouponStock", func() error {
+			_, err := wx.GetProductCouponStock(ctx, sandbox.SeedProductCoupon, sandbox.SeedStockSending)
+			return err
+		}},
+		{"PreSendCouponBundle", func() error {
+			_, err := wx.PreSendCouponBundle(ctx, sandbox.DemoOpenID, wxpay.PreSendCouponBundleRequest{ProductCouponID: sandbox.SeedBundleCoupon,
+				StockBundleID: sandbox.SeedBundleMemberDay, AppID: sandbox.DemoAppID, SendRequestNo: "accept1_presend_01"})
+			return err
+		}},
+		{"DeactivateProductCouponStock", func() error {
+			_, err := wx.DeactivateProductCouponStock(ctx, sandbox.SeedProductCoupon, sandbox.SeedStockPaused, wxpay.DeactivateProductCouponStockRequest{OutRequestNo: "accept1_deact_01", DeactivateReason: "验收"})
+			return err
+		}},
+	}
+	for _, k := range calls {
+		if err := k.call(); err != nil {
+			t.Errorf("%s: %v", k.name, err)
+		}
+	}
+
+	// The merchant's public key file replaced by the service provider's.
+	swapped := maps.Clone(env)
+	swapped["CONSOLE_WXPAY_MCH_PUBKEY"] = env["CONSOLE_WXPAY_SP_PUBKEY"]
+	wx = startConsole(t, swapped).WX
+	_, err = wx.GetBusifavorStock(ctx, sandbox.SeedBusifavorUpload)
+	if err == nil || !strings.Contains(err.Error(), "merchant "+cr.MchID) || !strings.Contains(err.Error(), cr.MchPubKeyID) {
+		t.Fatalf("merchant with another account's public key: %v", err)
+	}
+	if _, err := wx.GetProductCouponStock(ctx, sandbox.SeedProductCoupon, sandbox.SeedStockSending); err != nil {
+		t.Errorf("brand: %v", err)
+	}
+	if _, err := wx.UploadProductCouponCodes(ctx, sandbox.SeedProductCoupon, sandbox.SeedStockSending, wxpay.UploadProductCouponCodesRequest{OutRequestNo: "accept1_pc_02", CodeList: []string{"ACC1-PC-2"}}); err != nil {
+		t.Errorf("service provider: %v", err)
+	}
+}
+
+// externalSandbox serves a seeded sandbox over HTTP and writes its files,
+// sandbox.env included, into a directory it returns.
+func externalSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Sandbox, string) {
+	t.Helper()
+	opts.Seed = true
+	sb, err := sandbox.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	dir := t.TempDir()
+	if err := sb.WriteFiles(dir, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	return sb, dir
+}
+
+func envOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, kv := range sandboxEnv(t, dir) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
 }
