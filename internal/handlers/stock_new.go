@@ -40,6 +40,9 @@ func (s *Server) stockCreate(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.StockNewPage(props))
 		return
 	}
+	if s.requestCreateApproval(c, req, props.FormToken) { // approvals.go: a second person first
+		return
+	}
 	res, err := s.Stocks.CreateFavor(c.Request.Context(), s.auditContext(c), props.FormToken, req)
 	switch {
 	case err == nil:

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"voucherconsole/internal/audit"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
@@ -222,12 +221,9 @@ func codeModeLabel(t i18n.Localizer, mode string) string {
 
 // stockHistory is the stock's own audit trail, newest first.
 func (s *Server) stockHistory(c *gin.Context, id int64, t i18n.Localizer) ([]templates.AuditLine, error) {
-	var entries []audit.Entry
-	err := s.DB.Gorm.WithContext(c.Request.Context()).
-		Where("target_type = ? AND target_id = ?", audit.TargetStock, strconv.FormatInt(id, 10)).
-		Order("seq DESC").Limit(100).Find(&entries).Error
+	entries, err := s.Stocks.History(c.Request.Context(), id, 100)
 	if err != nil {
-		return nil, fmt.Errorf("stock history: %w", err)
+		return nil, err
 	}
 	out := make([]templates.AuditLine, 0, len(entries))
 	for _, e := range entries {

@@ -46,7 +46,18 @@ type Created struct {
 // outcome is unknown — so WeChat Pay creates one stock however often the
 // form is posted. A WeChat Pay error is returned as such (wxpay.Describe).
 func (s *Service) CreateFavor(ctx context.Context, ac audit.Context, formToken string, req wxpay.CreateFavorStockRequest) (Created, error) {
-	req.OutRequestNo = wxops.NewRequestNo(req.BelongMerchant, s.Now.UTC(), 32)
+	req.OutRequestNo = NewCreateRequestNo(req, s.Now.UTC())
+	return s.CreateFavorRequest(ctx, ac, formToken, req)
+}
+
+// NewCreateRequestNo is a new request number for document 003's req.
+func NewCreateRequestNo(req wxpay.CreateFavorStockRequest, now time.Time) string {
+	return wxops.NewRequestNo(req.BelongMerchant, now, 32)
+}
+
+// CreateFavorRequest creates a voucher stock from req, whose request number
+// was fixed beforehand (an approved request's), as CreateFavor does.
+func (s *Service) CreateFavorRequest(ctx context.Context, ac audit.Context, formToken string, req wxpay.CreateFavorStockRequest) (Created, error) {
 	op, err := s.ops().Run(ctx, ac, wxops.Intent{
 		Kind: OpCreateFavorStock, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID, Body: req,
 	}, s.createCall(req.OutRequestNo, req.StockName), s.recordedCreate)

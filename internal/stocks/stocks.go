@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/width"
@@ -406,6 +407,19 @@ func normalizeSearch(s string) string {
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// History is the stock's own audit trail, newest first, at most limit
+// entries.
+func (s *Service) History(ctx context.Context, id int64, limit int) ([]audit.Entry, error) {
+	var entries []audit.Entry
+	err := s.DB.WithContext(ctx).
+		Where("target_type = ? AND target_id = ?", audit.TargetStock, strconv.FormatInt(id, 10)).
+		Order("seq DESC").Limit(limit).Find(&entries).Error
+	if err != nil {
+		return nil, fmt.Errorf("stock history: %w", err)
+	}
+	return entries, nil
 }
 
 // Windows are when, within its validity period, a merchant (busifavor)
