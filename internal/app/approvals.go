@@ -30,7 +30,7 @@ func (c *Console) startApprovals(cfg config.Config) error {
 		return fmt.Errorf("CONSOLE_APPROVALS: %w", err)
 	}
 	c.Approvals = &approvals.Service{DB: c.DB.Gorm, TTL: cfg.ApprovalTTL, Default: p, Deactivate: c.Deactivate,
-		Create: stockCreator{c},
+		Create: stockCreator{c}, Uploads: c.Uploads, Jobs: c.Jobs,
 		Alerts: c.Alerts, Logger: c.Logger.With("component", "approvals")}
 	return nil
 }

@@ -34,7 +34,8 @@ import (
 	"voucherconsole/internal/wxpay"
 )
 
-// Kinds of request.
+// Kinds of request (and KindUpload: an upload's start, which commits with
+// its approval and so is never resumed).
 const (
 	KindDeactivate = "deactivate"
 	KindCreate     = "create"
@@ -171,7 +172,11 @@ type Service struct {
 	Approvers  []models.Role // nil: managers
 	Deactivate Deactivator
 	Create     Creator
-	Notifier   Notifier // nil: TableNotifier
+	// Uploads and Jobs start approved uploads; nil: uploads are never
+	// held for approval.
+	Uploads  UploadStarter
+	Jobs     JobTx
+	Notifier Notifier // nil: TableNotifier
 	// Alerts, when set, tells approvers and requesters through the
 	// console's alerts too, after each change commits; a failure there is
 	// logged (the notice row committed with the change).
@@ -487,9 +492,18 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 // decide moves a pending request to status for u, or says why not.
 func (s *Service) decide(ctx context.Context, ac audit.Context, u *models.User, id int64, status Status, action string,
 	extra map[string]any, also func(tx *gorm.DB, r *Request) error) (*Request, error) {
+	run := func(ctx context.Context, fn func(tx *gorm.DB) error) error {
+		return s.DB.WithContext(ctx).Transaction(fn)
+	}
+	return s.decideIn(ctx, run, ac, u, id, status, action, extra, also)
+}
+
+// decideIn is decide in the transaction run makes.
+func (s *Service) decideIn(ctx context.Context, run func(ctx context.Context, fn func(tx *gorm.DB) error) error, ac audit.Context, u *models.User, id int64, status Status, action string,
+	extra map[string]any, also func(tx *gorm.DB, r *Request) error) (*Request, error) {
 	now := s.Now.UTC()
 	var r Request
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := run(ctx, func(tx *gorm.DB) error {
 		set := map[string]any{"status": status, "updated_at": now}
 		q := tx.Model(&Request{}).Where("id = ? AND status = ? AND expires_at > ?", id, StatusPending, now)
 		if status == StatusWithdrawn {
@@ -561,6 +575,14 @@ func (s *Service) whyNot(ctx context.Context, u *models.User, id int64, status S
 func (s *Service) Approve(ctx context.Context, ac audit.Context, u *models.User, id int64) (*Request, *models.Stock, error) {
 	if !s.MayApprove(u) {
 		return nil, nil, ErrNotApprover
+	}
+	var kind string
+	if err := s.DB.WithContext(ctx).Model(&Request{}).Where("id = ?", id).Limit(1).Pluck("kind", &kind).Error; err != nil {
+		return nil, nil, err
+	}
+	if kind == KindUpload {
+		r, err := s.approveUpload(ctx, ac, u, id)
+		return r, nil, err
 	}
 	r, err := s.decide(ctx, ac, u, id, StatusApproved, ActionApprove, nil, func(tx *gorm.DB, r *Request) error {
 		return s.notifyRequester(ctx, tx, r, "approved", s.Now.UTC())
@@ -731,7 +753,7 @@ func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, err
 		return 0, err
 	}
 	var due []Request
-	err := s.DB.WithContext(ctx).Where("status = ? AND operation_id IS NULL AND decided_at < ?", StatusApproved, s.Now.UTC().Add(-olderThan)).
+	err := s.DB.WithContext(ctx).Where("status = ? AND kind <> ? AND operation_id IS NULL AND decided_at < ?", StatusApproved, KindUpload, s.Now.UTC().Add(-olderThan)).
 		Order("id").Limit(100).Find(&due).Error
 	if err != nil {
 		return 0, err

@@ -13,6 +13,7 @@ import (
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
 )
@@ -243,8 +244,12 @@ func (s *Server) approvalApprove(c *gin.Context) {
 	case refusedDecision(err):
 		s.approvalRefused(c, id, err)
 		return
+	case errors.Is(err, approvals.ErrNotSendable) && r != nil && r.Kind == approvals.KindUpload:
+		s.setFlash(c, "error", t.T("approvals.err.upload_changed"))
 	case errors.Is(err, approvals.ErrNotSendable):
 		s.setFlash(c, "error", t.T("approvals.err.not_sendable"))
+	case err == nil && r.Kind == approvals.KindUpload:
+		s.setFlash(c, "success", t.T("approvals.upload_started"))
 	case err != nil:
 		prob := wxProblem(t, err)
 		if prob == nil {
@@ -372,4 +377,63 @@ func (s *Server) approvalPolicySet(c *gin.Context) {
 		Page: s.page(c, "approvals.policy_title"), Policy: text, Default: orDash(s.Approvals.Default.String()),
 		Errors: templates.FieldErrors{"approvals": t.T("approvals.err.policy")},
 	}))
+}
+
+// requestUploadApproval is called when the operator starts a checked
+// upload: when the policy says a file of this many codes to send needs a
+// second person, the request is recorded with the batches the dry run
+// fixed (nothing is sent) and the operator sent to it. It reports whether
+// it answered the request.
+func (s *Server) requestUploadApproval(c *gin.Context) bool {
+	if s.Approvals == nil || s.Approvals.Uploads == nil {
+		return false
+	}
+	ctx := c.Request.Context()
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return false // the upload action answers 404
+	}
+	u, err := s.Uploads.Get(ctx, id)
+	if err != nil || u.Status != uploads.StatusChecked {
+		return false // the upload action answers
+	}
+	p, err := s.Approvals.Policy(ctx)
+	if err != nil {
+		s.serverError(c, err)
+		return true
+	}
+	if !p.UploadNeedsApproval(u.CodesTotal) {
+		return false
+	}
+	st, err := s.Stocks.Get(ctx, u.StockRef)
+	if err != nil {
+		s.serverError(c, err)
+		return true
+	}
+	r, _, err := s.Approvals.RequestUpload(ctx, s.auditContext(c), u, st.StockID)
+	if err != nil {
+		s.serverError(c, err)
+		return true
+	}
+	s.setFlash(c, "info", s.localizer(c).T("approvals.requested_upload", r.RequestNo))
+	redirect(c, "/approvals/"+strconv.FormatInt(r.ID, 10))
+	return true
+}
+
+// uploadApprovalNotice says why a checked upload was not sent: its
+// approval request waits, or was rejected, expired, withdrawn or failed.
+func (s *Server) uploadApprovalNotice(c *gin.Context, u *uploads.Upload) (string, error) {
+	if s.Approvals == nil || u.Status != uploads.StatusChecked && u.Status != uploads.StatusAbandoned {
+		return "", nil
+	}
+	r, err := s.Approvals.UploadApproval(c.Request.Context(), u.ID)
+	if err != nil || r == nil || r.Status == approvals.StatusApproved {
+		return "", err
+	}
+	t := s.localizer(c)
+	id := strconv.FormatInt(r.ID, 10)
+	if r.Status == approvals.StatusRejected {
+		return t.T("uploads.approval.rejected", id, r.RejectReason), nil
+	}
+	return t.T("uploads.approval."+string(r.Status), id), nil
 }

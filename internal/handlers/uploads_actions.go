@@ -41,6 +41,9 @@ func (s *Server) uploadAction(c *gin.Context, do func(u *uploads.Upload) (string
 }
 
 func (s *Server) uploadStart(c *gin.Context) {
+	if s.requestUploadApproval(c) {
+		return
+	}
 	s.uploadAction(c, func(u *uploads.Upload) (string, error) {
 		return s.localizer(c).T("uploads.started"), s.Uploads.Start(c.Request.Context(), s.auditContext(c), u.ID)
 	})

@@ -32,6 +32,12 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 	p.Title = t.T("uploads.title", u.ID)
 	usr := currentUser(c)
 	id := strconv.FormatInt(u.ID, 10)
+	if notice == "" {
+		if notice, err = s.uploadApprovalNotice(c, u); err != nil {
+			s.serverError(c, err)
+			return
+		}
+	}
 	props := templates.UploadProps{
 		Page: p, ID: u.ID, Status: string(u.Status), StatusLabel: t.T("uploads.status." + string(u.Status)),
 		StatusHelp: t.T("uploads.status_help." + string(u.Status)),

@@ -217,8 +217,16 @@ func uploadTarget(id int64) string { return fmt.Sprint(id) }
 // Start queues a checked upload for sending: its status and its job commit
 // together. An upload with nothing to send finishes at once.
 func (s *Service) Start(ctx context.Context, ac audit.Context, id int64) error {
-	now := s.now()
 	return s.Jobs.Transaction(ctx, func(tx *gorm.DB, enqueue jobs.Enqueue) error {
+		return s.StartTx(ctx, tx, enqueue, ac, id)
+	})
+}
+
+// StartTx is Start inside the caller's job-engine transaction, so that
+// another change (an approval's decision) and the start commit together.
+func (s *Service) StartTx(ctx context.Context, tx *gorm.DB, enqueue jobs.Enqueue, ac audit.Context, id int64) error {
+	now := s.now()
+	{
 		res := tx.Model(&Upload{}).Where("id = ? AND status = ?", id, StatusChecked).
 			Updates(map[string]any{"status": StatusQueued, "started_at": now, "updated_at": now})
 		if res.Error != nil {
@@ -244,7 +252,7 @@ func (s *Service) Start(ctx context.Context, ac audit.Context, id int64) error {
 			return err
 		}
 		return tx.Model(&Upload{}).Where("id = ?", id).Update("job_id", jobID).Error
-	})
+	}
 }
 
 // Abandon drops a checked upload that was never started.
