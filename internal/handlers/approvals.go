@@ -13,6 +13,7 @@ import (
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
 )
@@ -310,7 +311,7 @@ func (s *Server) approvalReject(c *gin.Context) {
 		s.serverError(c, perr)
 		return
 	}
-	props.Errors["reject_reason"], props.Reason = field, reason
+	props.Errors["reject_reason"], props.Reason = field, textcheck.Clean(reason) // kept, never the bad bytes
 	s.render(c, http.StatusUnprocessableEntity, templates.ApprovalPage(props))
 }
 

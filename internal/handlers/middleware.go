@@ -349,8 +349,8 @@ func (s *Server) bodyLimit(route string) int64 {
 // handler, a form or query value that is not text: invalid UTF-8, NUL or
 // another control character (line breaks and tabs aside), or longer than
 // any field of any form. The refusal is a 400 page naming the field, in the
-// user's language; the forms check their own fields more closely and answer
-// with the error next to the field.
+// user's language. The fields a form knows (formTextFields) are left to its
+// validation, which shows the error next to the field.
 func (s *Server) checkInput(c *gin.Context) {
 	r := c.Request
 	limit := s.bodyLimit(c.FullPath())
@@ -386,7 +386,7 @@ func (s *Server) checkInput(c *gin.Context) {
 					s.refuseInput(c, http.StatusRequestEntityTooLarge, name, "input.field_too_long")
 					return
 				}
-				if textcheck.Text(v, 0) != nil {
+				if textcheck.Text(v, 0) != nil && !formChecksText(r.Method, c.FullPath(), name) {
 					s.refuseInput(c, http.StatusBadRequest, name, "input.field_bad_text")
 					return
 				}

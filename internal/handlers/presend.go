@@ -15,6 +15,7 @@ import (
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/presend"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxpay/sandbox"
 	"voucherconsole/web/templates"
 )
@@ -103,6 +104,9 @@ func (s *Server) presendIssue(c *gin.Context) {
 		s.presendOutcome(c, f, res.Token, err)
 		return
 	}
+	for _, v := range []*string{&f.ProductCouponID, &f.StockBundleID, &f.AppID, &f.OpenID, &f.Attach} {
+		*v = textcheck.Clean(*v) // kept, but never the bad bytes
+	}
 	props, err := s.presendFormProps(c, f)
 	if err != nil {
 		s.serverError(c, err)
@@ -111,6 +115,8 @@ func (s *Server) presendIssue(c *gin.Context) {
 	t := props.Page.T
 	for field, problem := range res.Errors {
 		switch problem {
+		case presend.ProblemText:
+			props.Errors[field] = t.T("input.bad_text")
 		case presend.ProblemRequired:
 			props.Errors[field] = t.T("form.required")
 		case presend.ProblemTooLong:
