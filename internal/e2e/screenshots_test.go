@@ -39,11 +39,11 @@ func TestScreenshots(t *testing.T) {
 			); err != nil {
 				t.Fatal(err)
 			}
-			png, err := chromedp.Run(bctx, chromedp.FullScreenshot(80))
+			png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, name+"-"+strconv.FormatInt(w, 10)+".jpg"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, name+"-"+strconv.FormatInt(w, 10)+".png"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

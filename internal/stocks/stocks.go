@@ -308,7 +308,7 @@ func (s *Service) Refresh(ctx context.Context, ac audit.Context, id int64) (*mod
 	}
 	st.RefreshedBy = ac.Actor
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Omit("Bundles").Save(st).Error; err != nil {
+		if err := tx.Omit("Bundles", "LowStockThreshold").Save(st).Error; err != nil {
 			return err
 		}
 		rec := ac.Record(ActionRefresh, audit.Success, audit.TargetStock, fmt.Sprint(id))

@@ -55,6 +55,9 @@ func NewChart(id, title string, times []string, avail, sent []int64, format func
 }
 
 func points(vals []int64, top int64) string {
+	if len(vals) == 1 { // one snapshot so far: a level line across, not an invisible dot
+		vals = []int64{vals[0], vals[0]}
+	}
 	var b strings.Builder
 	n := len(vals)
 	for i, val := range vals {
