@@ -70,10 +70,11 @@ func usersService(cfg config.Config, db *database.DB) *users.Service {
 	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout}
 }
 
-// sessionStore builds the cookie store. Cookies are signed and encrypted with
-// keys derived from the session secret: from CONSOLE_SESSION_KEY, or else a
-// random secret generated once and kept (mode 0600) in the data directory.
-func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
+// sessionSecret is the secret the session cookies' keys and the pre-send
+// OpenID keys are derived from: CONSOLE_SESSION_KEY, or else a random secret
+// generated once and kept (mode 0600) in the data directory. It is read
+// once, here, and handed to both.
+func sessionSecret(cfg config.Config) ([]byte, error) {
 	secret := []byte(cfg.SessionKey)
 	if len(secret) == 0 {
 		path := filepath.Join(cfg.DataDir, "session.key")
@@ -98,6 +99,12 @@ func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("session key must be at least 32 bytes")
 	}
+	return secret, nil
+}
+
+// sessionStore builds the cookie store, its cookies signed and encrypted
+// with keys derived from the session secret.
+func sessionStore(cfg config.Config, secret []byte) *sessions.CookieStore {
 	hashKey := sha256.Sum256(append([]byte("console-session-auth:"), secret...))
 	blockKey := sha256.Sum256(append([]byte("console-session-enc:"), secret...))
 	store := sessions.NewCookieStore(hashKey[:], blockKey[:])
@@ -109,7 +116,7 @@ func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
 		SameSite: http.SameSiteLaxMode,
 	}
 	store.MaxAge(store.Options.MaxAge)
-	return store, nil
+	return store
 }
 
 // Console is a running console's parts, for Serve and for tests.
@@ -131,46 +138,73 @@ type Console struct {
 	closers    []func()
 }
 
-// Build opens the database, migrates it and assembles the HTTP server.
+// Options are parts a caller already has; the zero value builds everything
+// from the settings, as `console serve` does.
+type Options struct {
+	// DB is an open, migrated database that the caller owns and closes; nil
+	// opens and migrates the configured one (closed by Console.Close).
+	DB *database.DB
+	// SandboxKeys are, in sandbox mode, the simulator's keys when its state
+	// directory holds none yet; nil generates fresh ones (a second or so:
+	// tests generate one set and share it).
+	SandboxKeys *sandbox.Keys
+}
+
+// Build opens the database, migrates it and assembles the console.
 func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Console, error) {
-	db, err := OpenDatabase(ctx, cfg, logger)
+	return BuildWith(ctx, cfg, logger, Options{})
+}
+
+// BuildWith assembles the console: every dependency built once, in the
+// order each needs the ones before it, none changed after construction. On
+// error, what was already started is closed again.
+func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (c *Console, err error) {
+	c = &Console{Config: cfg, Logger: logger}
+	defer func() {
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}()
+	db := opts.DB
+	if db == nil {
+		if db, err = OpenDatabase(ctx, cfg, logger); err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, func() { db.Close() })
+	}
+	c.DB = db
+	secret, err := sessionSecret(cfg)
 	if err != nil {
 		return nil, err
 	}
-	store, err := sessionStore(cfg)
+	openIDKeys, err := presend.NewKeys(secret)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	us := usersService(cfg, db)
-	wx, err := newWxPay(cfg, logger)
+	c.Users = usersService(cfg, db)
+	wx, err := newWxPay(cfg, logger, opts.SandboxKeys)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
-		closers: []func(){func() { db.Close() }, wx.close}}
+	c.closers = append(c.closers, wx.close)
+	c.WX, c.Sandbox = wx.Client, wx.Sandbox
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
-			c.Close()
 			return nil, err
 		}
 	}
 	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger)
 	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
-	if err := c.startActions(cfg); err != nil {
-		c.Close()
-		return nil, err
-	}
+	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, c.Ops, openIDKeys, logger)
 	c.Server = handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
+		Config: cfg, DB: db, Users: c.Users, Catalog: i18n.MustLoad(), Sessions: sessionStore(cfg, secret),
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend,
 	})

@@ -30,7 +30,7 @@ type wxPay struct {
 // newWxPay builds the client for the configured mode. In sandbox mode it
 // starts the simulator on a loopback port, its keys and state kept under
 // DataDir/sandbox, and signs with the sandbox's credentials.
-func newWxPay(cfg config.Config, logger *slog.Logger) (*wxPay, error) {
+func newWxPay(cfg config.Config, logger *slog.Logger, sandboxKeys *sandbox.Keys) (*wxPay, error) {
 	hc := &http.Client{Timeout: 30 * time.Second}
 	if cfg.WxPay.Mode == config.ModeLive {
 		w := cfg.WxPay
@@ -51,7 +51,7 @@ func newWxPay(cfg config.Config, logger *slog.Logger) (*wxPay, error) {
 		return &wxPay{Client: client, BaseURL: w.BaseURL, close: func() {}}, nil
 	}
 
-	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: filepath.Join(cfg.DataDir, "sandbox")})
+	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: filepath.Join(cfg.DataDir, "sandbox"), Keys: sandboxKeys})
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}

@@ -98,6 +98,9 @@ func concretePath(pattern string) string {
 	return strings.Join(parts, "/")
 }
 
+// TestRouteAccess walks every route the engine has, as every kind of user,
+// on a fully wired console: each answers as its rule says, and none with a
+// server error.
 func TestRouteAccess(t *testing.T) {
 	h := newHarness(t, testdb.SQLite(t))
 	for _, r := range []string{operator, manager, support, admin} {
@@ -129,6 +132,9 @@ func TestRouteAccess(t *testing.T) {
 				}
 				before := h.countAudit(audit.ActionAccessDenied)
 				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), form, nil)
+				if resp.StatusCode >= 500 {
+					t.Fatalf("%s as %s: status %d: a server error is never an acceptable answer", key, who, resp.StatusCode)
+				}
 				refused := resp.StatusCode == http.StatusForbidden ||
 					(resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), "/login?next="))
 				want := contains(allowed, who)

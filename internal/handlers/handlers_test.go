@@ -10,20 +10,18 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
-	"github.com/gorilla/sessions"
-
+	"voucherconsole/internal/app"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/handlers"
-	"voucherconsole/internal/i18n"
-	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxpay/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -34,27 +32,49 @@ func TestMain(m *testing.M) {
 
 const testPassword = "a-long-test-password"
 
+// harness is a console built by the composition root, as `console serve`
+// builds it (every service wired, the in-process WeChat Pay sandbox with its
+// demo stocks), on the fresh database a test hands it, served over HTTP.
 type harness struct {
-	t     *testing.T
-	db    *database.DB
-	srv   *handlers.Server
-	http  *httptest.Server
-	users *users.Service
+	t       *testing.T
+	db      *database.DB
+	console *app.Console
+	srv     *handlers.Server
+	http    *httptest.Server
+	users   *users.Service
 }
+
+// sandboxKeys are generated once per test binary: four RSA keys take a
+// second or so.
+var sandboxKeys = sync.OnceValues(sandbox.GenerateKeys)
 
 func newHarness(t *testing.T, db *database.DB) *harness {
 	t.Helper()
-	cfg := config.Config{Timezone: "Asia/Shanghai", LoginMaxFailures: 5, LoginLockout: 15 * time.Minute}
-	us := &users.Service{DB: db.Gorm, MaxFailures: 5, Lockout: 15 * time.Minute}
-	store := sessions.NewCookieStore([]byte(strings.Repeat("k", 32)), []byte(strings.Repeat("e", 32)))
-	store.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 3600}
-	srv := handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
+	dataDir := t.TempDir()
+	cfg, _, err := config.Load("console", nil, func(k string) string {
+		if k == "CONSOLE_DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := sandboxKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := app.BuildWith(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		app.Options{DB: db, SandboxKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(c.Server.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		c.Close()
 	})
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &harness{t: t, db: db, srv: srv, http: ts, users: us}
+	return &harness{t: t, db: db, console: c, srv: c.Server, http: ts, users: c.Users}
 }
 
 func (h *harness) addUser(name string, rs ...models.Role) {

@@ -49,10 +49,8 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	elapsed := time.Since(start)
-	if s.Metrics != nil {
-		s.Metrics.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
-		s.Metrics.HTTPDuration.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
-	}
+	s.Metrics.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	s.Metrics.HTTPDuration.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
 	logger.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path, "route", route,
 		"status", status, "duration_ms", elapsed.Milliseconds(), "client_ip", c.ClientIP())
 }

@@ -101,10 +101,6 @@ func (s *Server) uploadCreate(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if s.Uploads == nil {
-		s.notFound(c)
-		return
-	}
 	props := s.uploadNewProps(c, st)
 	t := props.Page.T
 	refuse := func(status int, msg string) {
@@ -199,10 +195,6 @@ func (s *Server) checkError(t i18n.Localizer, err error, limit int64) (int, stri
 // uploadFromPath loads the upload named by :id, answering 404 when there is
 // none.
 func (s *Server) uploadFromPath(c *gin.Context) (*uploads.Upload, bool) {
-	if s.Uploads == nil {
-		s.notFound(c)
-		return nil, false
-	}
 	return fromPath(s, c, s.Uploads.Get, uploads.ErrNotFound)
 }
 
@@ -565,13 +557,9 @@ func (s *Server) uploadResume(c *gin.Context) {
 	})
 }
 
-// stockUploads is the uploads section of a stock's page; nil when uploads
-// are not wired (tests of other handlers) or the stock takes no codes and
-// has none.
+// stockUploads is the uploads section of a stock's page; nil when the stock
+// takes no codes and has none.
 func (s *Server) stockUploads(c *gin.Context, st *models.Stock) templ.Component {
-	if s.Uploads == nil {
-		return nil
-	}
 	list, err := s.Uploads.ListForStock(c.Request.Context(), st.ID, 50)
 	if err != nil {
 		s.log(c).Error("list stock uploads", "stock", st.ID, "err", err)

@@ -125,7 +125,7 @@ type Service struct {
 	// workers need the service).
 	Jobs Queue
 	WX   Uploader
-	// Stocks refreshes a stock's code counts after an upload; may be nil.
+	// Stocks refreshes a stock's code counts after an upload.
 	Stocks  *stocks.Service
 	DataDir string
 	Logger  *slog.Logger
