@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
@@ -31,6 +32,7 @@ import (
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -132,9 +134,11 @@ type Console struct {
 	Sandbox *sandbox.Sandbox // nil in live mode
 	Uploads *uploads.Service
 	Jobs    *jobs.Engine
+	Alerts  *alerts.Service // raise alerts: alerts.Raise(ctx, alerts.Alert{…})
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
+	TwoFactor  *twofactor.Service // twofactor.go
 	closers    []func()
 }
 
@@ -196,17 +200,23 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 			return nil, err
 		}
 	}
-	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger)
+	catalog := i18n.MustLoad()
+	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
+	c.Alerts = alertSvc
+	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger, monitoring)
 	if err != nil {
 		return nil, err
 	}
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
 	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, c.Ops, openIDKeys, logger)
+	if c.TwoFactor, err = twoFactorService(cfg, db, secret); err != nil {
+		return nil, err
+	}
 	c.Server = handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: c.Users, Catalog: i18n.MustLoad(), Sessions: sessionStore(cfg, secret),
+		Config: cfg, DB: db, Users: c.Users, Catalog: catalog, Sessions: sessionStore(cfg, secret),
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 	})
 	return c, nil
 }

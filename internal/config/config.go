@@ -38,11 +38,29 @@ type Config struct {
 	LogFormat   string // "text" or "json"
 	LogLevel    string
 
+	// TOTPKey seals two-factor secrets (at least 32 bytes); empty: derived
+	// from the session secret.
+	TOTPKey string
+
 	LoginMaxFailures int
 	LoginLockout     time.Duration
 
-	LowInventoryThreshold int
-	UploadMaxBytes        int64
+	// LowStockThreshold is the available-code count below which a stock is
+	// low on codes, unless the stock has its own threshold.
+	LowStockThreshold int
+	// StockSyncInterval is how often every stock that can still change is
+	// read back from WeChat Pay by a background job (once per interval
+	// across all instances).
+	StockSyncInterval time.Duration
+	// AlertWeComWebhook and AlertWebhook receive alerts: a WeCom group robot
+	// (markdown) and a URL taking generic JSON. Empty: console only.
+	AlertWeComWebhook string
+	AlertWebhook      string
+	// AlertLanguage is the language of alerts sent outside the console.
+	AlertLanguage string
+	// AuditStream sends every audit entry, in order, to AlertWebhook.
+	AuditStream    bool
+	UploadMaxBytes int64
 	// UploadRate is the code-upload requests per second per endpoint, held
 	// across every instance sharing the database; 0 keeps the default.
 	UploadRate float64
@@ -134,13 +152,19 @@ func Bind(fs *flag.FlagSet, getenv func(string) string) (*Config, func() error) 
 	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…); empty for the embedded SQLite database in --data-dir")
 	str(&c.DataDir, "data-dir", "./data", "directory for the embedded database, the session key, uploaded files and the in-process sandbox")
 	str(&c.SessionKey, "session-key", "", "secret for signing session cookies (at least 32 bytes); empty: generated once and kept in --data-dir")
+	str(&c.TOTPKey, "totp-key", "", "secret sealing two-factor (TOTP) secrets in the database (at least 32 bytes); empty: derived from the session secret")
 	boolean(&c.BehindTLS, "behind-tls", false, "the console is served over TLS (directly or by a proxy): cookies are marked Secure")
 	str(&c.Timezone, "timezone", "Asia/Shanghai", "time zone in which times are entered and shown")
 	str(&c.LogFormat, "log-format", "text", "log format: text or json")
 	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	integer(&c.LoginMaxFailures, "login-max-failures", 5, "failed sign-ins in a row for one username before it is locked for a while")
 	duration(&c.LoginLockout, "login-lockout", 15*time.Minute, "how long a username stays locked after too many failed sign-ins")
-	integer(&c.LowInventoryThreshold, "low-inventory-threshold", 1000, "available codes below which a stock shows a low-inventory warning")
+	integer(&c.LowStockThreshold, "low-stock-threshold", 1000, "available codes below which a stock is low on codes (each stock may set its own)")
+	duration(&c.StockSyncInterval, "stock-sync-interval", 10*time.Minute, "how often stocks that can still change are read back from WeChat Pay in the background")
+	str(&c.AlertWeComWebhook, "alert-wecom-webhook", "", "WeCom group robot webhook URL receiving alerts as markdown messages")
+	str(&c.AlertWebhook, "alert-webhook", "", "URL receiving alerts (and, with --audit-stream, every audit entry) as JSON")
+	str(&c.AlertLanguage, "alert-language", "zh-CN", "language of alerts sent to webhooks: zh-CN or en")
+	boolean(&c.AuditStream, "audit-stream", false, "send every audit entry, in order, to the alert webhook (for a SIEM)")
 	int64v(&c.UploadMaxBytes, "upload-max-bytes", 100<<20, "largest code file accepted, in bytes")
 	float(&c.UploadRate, "upload-rate", 0, "code-upload requests per second to WeChat Pay, shared by all instances (0: 50 per second)")
 	str(&c.FaultCrashAfterIntent, "fault-crash-after-intent", "", "testing only: exit right after recording the intent of this action (deactivate or presend), to test recovery")
@@ -215,6 +239,28 @@ func (c Config) Validate() error {
 	}
 	if c.UploadRate < 0 {
 		errs = append(errs, errors.New("upload-rate must not be negative"))
+	}
+	if c.StockSyncInterval < time.Second {
+		errs = append(errs, errors.New("stock-sync-interval must be at least 1s"))
+	}
+	if c.LowStockThreshold < 0 {
+		errs = append(errs, errors.New("low-stock-threshold must not be negative"))
+	}
+	for name, u := range map[string]string{"alert-wecom-webhook": c.AlertWeComWebhook, "alert-webhook": c.AlertWebhook} {
+		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			errs = append(errs, fmt.Errorf("%s must be an http(s) URL", name))
+		}
+	}
+	if c.AuditStream && c.AlertWebhook == "" {
+		errs = append(errs, errors.New("audit-stream needs alert-webhook"))
+	}
+	switch c.AlertLanguage {
+	case "zh-CN", "en":
+	default:
+		errs = append(errs, fmt.Errorf("alert-language %q: must be zh-CN or en", c.AlertLanguage))
+	}
+	if c.TOTPKey != "" && len(c.TOTPKey) < 32 {
+		errs = append(errs, errors.New("totp-key must be at least 32 bytes"))
 	}
 	if c.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("login-max-failures must be at least 1"))

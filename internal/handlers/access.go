@@ -81,6 +81,9 @@ func (s *Server) authorize(c *gin.Context) {
 			c.Abort()
 			return
 		}
+		if u != nil && !u.MustChangePassword && s.mustEnrol(c, u, path) { // twofactor.go
+			return
+		}
 		c.Next()
 		return
 	}

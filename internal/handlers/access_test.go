@@ -26,25 +26,42 @@ var everyone = []string{anon, operator, manager, support, admin}
 var signedInUsers = []string{operator, manager, support, admin}
 
 var routeAccess = map[string][]string{
-	"GET /healthz":             everyone,
-	"GET /readyz":              everyone,
-	"GET /metrics":             everyone,
-	"GET /static/*file":        everyone,
-	"GET /login":               everyone,
-	"POST /login":              everyone,
-	"POST /language":           everyone,
-	"GET /":                    everyone, // anonymous visitors are sent to sign in by the page itself
-	"POST /logout":             signedInUsers,
-	"GET /account":             signedInUsers,
-	"GET /account/password":    signedInUsers,
-	"POST /account/password":   signedInUsers,
-	"GET /stocks":              {operator, manager, support},
-	"GET /stocks/:id":          {operator, manager, support},
-	"GET /stocks/new":          {operator, manager},
-	"POST /stocks/new":         {operator, manager},
-	"GET /stocks/register":     {operator, manager},
-	"POST /stocks/register":    {operator, manager},
-	"POST /stocks/:id/refresh": {operator, manager},
+	"GET /healthz":      everyone,
+	"GET /readyz":       everyone,
+	"GET /metrics":      everyone,
+	"GET /static/*file": everyone,
+	"GET /login":        everyone,
+	"POST /login":       everyone,
+	"POST /language":    everyone,
+	"GET /":             everyone, // anonymous visitors are sent to sign in by the page itself
+
+	// The sign-in's second step: open to all, the handlers check the
+	// password step (without one they send to /login).
+	"GET /login/two-factor":          everyone,
+	"POST /login/two-factor":         everyone,
+	"POST /login/two-factor/cancel":  everyone,
+	"GET /account/two-factor":        signedInUsers,
+	"POST /account/two-factor":       signedInUsers,
+	"GET /account/two-factor/qr.png": signedInUsers,
+	"GET /admin/two-factor":          {admin},
+	"POST /admin/two-factor":         {admin}, // without its form's marker it changes nothing
+	"POST /admin/two-factor/reset":   {admin}, // without a user and a confirmation it changes nothing
+	"POST /logout":                   signedInUsers,
+	"GET /account":                   signedInUsers,
+	"GET /account/password":          signedInUsers,
+	"POST /account/password":         signedInUsers,
+	"GET /stocks":                    {operator, manager, support},
+	"GET /stocks/:id":                {operator, manager, support},
+	"GET /stocks/new":                {operator, manager},
+	"POST /stocks/new":               {operator, manager},
+	"GET /stocks/register":           {operator, manager},
+	"POST /stocks/register":          {operator, manager},
+	"POST /stocks/:id/refresh":       {operator, manager},
+
+	// Alerts: everyone signed in sees those meant for them.
+	"GET /alerts":                signedInUsers,
+	"POST /alerts/read":          signedInUsers,
+	"POST /stocks/:id/threshold": {operator, manager},
 
 	// Deactivation and pre-send tokens: operators (and managers).
 	"GET /stocks/:id/deactivate":  {operator, manager},

@@ -20,6 +20,7 @@ import (
 	"voucherconsole/internal/handlers"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxpay/sandbox"
 )
@@ -42,6 +43,7 @@ type harness struct {
 	srv     *handlers.Server
 	http    *httptest.Server
 	users   *users.Service
+	tf      *twofactor.Service
 }
 
 // sandboxKeys are generated once per test binary: four RSA keys take a
@@ -74,7 +76,7 @@ func newHarness(t *testing.T, db *database.DB) *harness {
 		ts.Close()
 		c.Close()
 	})
-	return &harness{t: t, db: db, console: c, srv: c.Server, http: ts, users: c.Users}
+	return &harness{t: t, db: db, console: c, srv: c.Server, http: ts, users: c.Users, tf: c.TwoFactor}
 }
 
 func (h *harness) addUser(name string, rs ...models.Role) {

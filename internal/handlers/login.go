@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"voucherconsole/internal/models"
 	"voucherconsole/internal/users"
 	"voucherconsole/web/templates"
 )
@@ -47,6 +48,16 @@ func (s *Server) login(c *gin.Context) {
 		}))
 		return
 	}
+	if s.secondStep(c, u, f.Next) { // twofactor.go: a code is asked for first
+		return
+	}
+	s.beginSession(c, u, f.Next)
+}
+
+// beginSession signs u in on a fresh session. The old session's values are
+// discarded and a new session ID issued, so a session fixed before sign-in
+// is useless after it.
+func (s *Server) beginSession(c *gin.Context, u *models.User, next string) {
 	sess, _ := s.Sessions.Get(c.Request, sessionName)
 	for k := range sess.Values {
 		delete(sess.Values, k)
@@ -63,5 +74,5 @@ func (s *Server) login(c *gin.Context) {
 		redirect(c, "/account/password")
 		return
 	}
-	redirect(c, safeReturn(f.Next))
+	redirect(c, safeReturn(next))
 }

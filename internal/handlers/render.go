@@ -22,7 +22,9 @@ var navEntries = []struct{ path, label string }{
 	{"/stocks", "nav.stocks"},
 	{"/presend", "nav.presend"},
 	{"/audit", "nav.audit"},
+	{"/alerts", "alerts.nav"},
 	{"/admin/users", "nav.users"},
+	{"/admin/two-factor", "twofactor.admin_title"},
 }
 
 // page builds the data every page needs, in one place.
@@ -43,7 +45,11 @@ func (s *Server) page(c *gin.Context, titleID string) templates.Page {
 			for _, e := range navEntries {
 				if s.allowed(u, http.MethodGet, e.path) {
 					active := c.Request.URL.Path == e.path || (e.path != "/" && strings.HasPrefix(c.Request.URL.Path, e.path+"/"))
-					p.Nav = append(p.Nav, templates.NavItem{Path: e.path, Label: t.T(e.label), Active: active})
+					item := templates.NavItem{Path: e.path, Label: t.T(e.label), Active: active}
+					if e.path == "/alerts" {
+						item.Badge = s.unreadAlerts(c, u)
+					}
+					p.Nav = append(p.Nav, item)
 				}
 			}
 		}
@@ -76,6 +82,9 @@ func (s *Server) notFound(c *gin.Context) {
 // serverError logs err with the request ID and shows a generic page that
 // names only the request ID: internal error text never reaches the user.
 func (s *Server) serverError(c *gin.Context, err error) {
+	if s.unavailable(c, err) { // unavailable.go: 503 while the database is unreachable
+		return
+	}
 	s.log(c).Error("request failed", "err", err)
 	p := s.page(c, "error.server_title")
 	s.render(c, http.StatusInternalServerError, errorPage(p, http.StatusInternalServerError, "error.server_title", "error.server"))

@@ -31,12 +31,22 @@ func (s *Server) routes() {
 	anyone.POST("/login", s.login)
 	anyone.POST("/language", s.setLanguage)
 	anyone.GET("/", s.home) // sends anonymous visitors to sign in
+	// The sign-in's second step (twofactor.go): before it passes nobody is
+	// signed in, so the handlers check the password step themselves.
+	anyone.GET("/login/two-factor", s.secondStepPage)
+	anyone.POST("/login/two-factor", s.secondStepVerify)
+	anyone.POST("/login/two-factor/cancel", s.secondStepCancel)
 
 	users := s.group(signedIn)
 	users.POST("/logout", s.logout)
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
+	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.POST("/alerts/read", s.alertsMarkRead)
+	users.GET("/account/two-factor", s.twoFactorPage)
+	users.POST("/account/two-factor", s.twoFactorConfirm)
+	users.GET("/account/two-factor/qr.png", s.twoFactorQR)
 
 	readersOnly := s.group(roles(readers...))
 	readersOnly.GET("/stocks", s.stockList)
@@ -48,6 +58,7 @@ func (s *Server) routes() {
 	ops.GET("/stocks/register", s.stockRegisterPage)
 	ops.POST("/stocks/register", s.stockRegister)
 	ops.POST("/stocks/:id/refresh", s.stockRefresh)
+	ops.POST("/stocks/:id/threshold", s.stockThreshold) // alerts.go
 	ops.GET("/stocks/:id/deactivate", s.deactivatePage) // deactivate.go
 	ops.POST("/stocks/:id/deactivate", s.deactivate)
 	ops.GET("/presend", s.presendPage) // presend.go
@@ -81,4 +92,7 @@ func (s *Server) routes() {
 	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
 	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
 	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
+	admins.GET("/admin/two-factor", s.adminTwoFactorPage)
+	admins.POST("/admin/two-factor", s.adminSetTwoFactorRoles)
+	admins.POST("/admin/two-factor/reset", s.adminResetTwoFactor)
 }

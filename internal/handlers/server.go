@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/sessions"
 
+	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
@@ -18,6 +19,7 @@ import (
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
@@ -41,6 +43,8 @@ type Deps struct {
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
+	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
+	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 }
 
 // Server is the console's HTTP application.

@@ -66,7 +66,7 @@ func (s *Server) stockList(c *gin.Context) {
 			ID: st.ID, Kind: p.T.T("stocks.kind." + string(st.Kind)), StockID: st.StockID, ProductCouponID: st.ProductCouponID,
 			Name: displayName(p.T, st), State: string(st.State), StateLabel: p.T.T("stocks.state." + string(st.State)),
 			CodeMode: st.CouponCodeMode, Total: count(st.TotalCount), Available: count(st.AvailableCount),
-			Low: stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)), Demo: st.Demo,
+			Low: stocks.LowInventory(st, int64(s.Config.LowStockThreshold)), Demo: st.Demo,
 		})
 	}
 	filter := url.Values{}
@@ -156,8 +156,13 @@ func (s *Server) stockPage(c *gin.Context) {
 			{Label: p.T.T("stocks.codes_total"), Value: count(st.TotalCount)},
 			{Label: p.T.T("stocks.codes_available"), Value: count(st.AvailableCount)},
 		}
-		if stocks.LowInventory(st, int64(s.Config.LowInventoryThreshold)) {
-			props.LowWarning = p.T.T("stocks.low_inventory", *st.AvailableCount, s.Config.LowInventoryThreshold)
+		props.DefaultThreshold = strconv.Itoa(s.Config.LowStockThreshold)
+		if st.LowStockThreshold != nil {
+			props.Threshold = strconv.FormatInt(*st.LowStockThreshold, 10)
+		}
+		props.CanSetThreshold = s.allowed(u, http.MethodPost, "/stocks/:id/threshold")
+		if threshold := stocks.Threshold(st, int64(s.Config.LowStockThreshold)); stocks.LowInventory(st, threshold) {
+			props.LowWarning = p.T.T("stocks.low_inventory", *st.AvailableCount, threshold)
 		}
 	} else {
 		props.Codes = []templates.Fact{{Label: p.T.T("stocks.codes"), Value: p.T.T("stocks.codes_not_uploaded")}}
@@ -180,6 +185,13 @@ func (s *Server) stockPage(c *gin.Context) {
 	props.RefreshedAt = "—"
 	if st.RefreshedAt != nil {
 		props.RefreshedAt = s.localTime(*st.RefreshedAt)
+		switch st.RefreshedBy {
+		case "":
+		case stocks.SystemActor:
+			props.RefreshedAt = p.T.T("stocks.refreshed_by", props.RefreshedAt, p.T.T("stocks.refreshed_by_system"))
+		default:
+			props.RefreshedAt = p.T.T("stocks.refreshed_by", props.RefreshedAt, st.RefreshedBy)
+		}
 	}
 	history, err := s.stockHistory(c, st.ID, p.T)
 	if err != nil {

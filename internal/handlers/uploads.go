@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
@@ -272,12 +271,11 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 	if u.HasHeader {
 		props.Header = t.T("uploads.header_yes")
 	}
-	if u.FilePath != "" {
-		if _, err := os.Stat(s.Uploads.FilePath(u)); err == nil {
-			props.FileURL = "/uploads/" + id + "/file"
-		} else {
-			props.FileElsewhere = true
-		}
+	if f, err := s.Uploads.OpenFile(ctx, u); err == nil {
+		f.Close()
+		props.FileURL = "/uploads/" + id + "/file"
+	} else if u.FilePath != "" {
+		props.FileElsewhere = true
 	}
 	props.Times = append(props.Times, templates.Fact{Label: t.T("uploads.created_at"), Value: s.localTime(u.CreatedAt)})
 	if u.StartedAt != nil {
@@ -485,11 +483,15 @@ func (s *Server) uploadFile(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f, err := os.Open(s.Uploads.FilePath(u))
-	if err != nil {
-		// Kept on the instance that received it; another instance of a
-		// console sharing the database may not have it.
+	f, err := s.Uploads.OpenFile(c.Request.Context(), u)
+	if errors.Is(err, uploads.ErrFileGone) {
+		// Kept on the disk of the instance that received it, before files
+		// were kept in the database.
 		s.notFound(c)
+		return
+	}
+	if err != nil {
+		s.serverError(c, err)
 		return
 	}
 	defer f.Close()

@@ -79,6 +79,9 @@ func Migrate(ctx context.Context, db *database.DB) error {
 type Config struct {
 	// Workers are the job kinds this instance works.
 	Workers *river.Workers
+	// PeriodicJobs are inserted on schedule by whichever instance River
+	// elects leader, so each runs once per period across instances.
+	PeriodicJobs []*river.PeriodicJob
 	// Queues and their worker counts; nil means {"default": 4}.
 	Queues map[string]river.QueueConfig
 	Logger *slog.Logger
@@ -142,6 +145,7 @@ func New(db *database.DB, cfg Config) (*Engine, error) {
 		ID:                   cfg.ID,
 		Queues:               cfg.Queues,
 		Workers:              cfg.Workers,
+		PeriodicJobs:         cfg.PeriodicJobs,
 		JobTimeout:           orDefault(cfg.JobTimeout, DefaultJobTimeout),
 		RescueStuckJobsAfter: orDefault(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter),
 		FetchPollInterval:    orDefault(cfg.FetchPollInterval, DefaultFetchPollInterval),

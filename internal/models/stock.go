@@ -56,6 +56,8 @@ type Stock struct {
 	Demo                bool
 	CreatedBy           *int64
 	RefreshedAt         *time.Time
+	RefreshedBy         string // who last read it back: a username, or SystemActor for the background sync
+	LowStockThreshold   *int64 // the stock's own low-stock threshold; nil: the configured default
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	Bundles             []StockBundle `gorm:"foreignKey:StockRef"`

@@ -95,6 +95,7 @@ func (s *Service) Register(ctx context.Context, ac audit.Context, in RegisterInp
 		s.auditFailure(ctx, ac, ActionRegister, target, err, nil)
 		return nil, err
 	}
+	st.RefreshedBy = ac.Actor
 	if in.Name != "" {
 		st.Name = in.Name
 	}
@@ -302,6 +303,7 @@ func (s *Service) Refresh(ctx context.Context, ac audit.Context, id int64) (*mod
 		s.auditFailure(ctx, ac, ActionRefresh, fmt.Sprint(id), err, nil)
 		return nil, err
 	}
+	st.RefreshedBy = ac.Actor
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit("Bundles").Save(st).Error; err != nil {
 			return err

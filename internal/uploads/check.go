@@ -2,14 +2,12 @@ package uploads
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/codefile"
+	"voucherconsole/internal/filestore"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxops"
@@ -65,10 +64,28 @@ func KindOf(st *models.Stock) (codefile.Kind, bool) {
 	return 0, false
 }
 
-func (s *Service) uploadsDir() string { return filepath.Join(s.DataDir, "uploads") }
+// files is where uploads' files are kept: in the database when the console
+// set a store (every instance reads them), else in the data directory.
+func (s *Service) files() filestore.Store {
+	if s.Files != nil {
+		return s.Files
+	}
+	return filestore.Dir{Root: s.DataDir}
+}
 
-// FilePath is where an upload's file is kept.
-func (s *Service) FilePath(u *Upload) string { return filepath.Join(s.DataDir, u.FilePath) }
+// OpenFile reads an upload's file back; ErrFileGone when this instance
+// cannot (a file kept on another instance's disk before files were kept in
+// the database).
+func (s *Service) OpenFile(ctx context.Context, u *Upload) (filestore.File, error) {
+	if u.FilePath == "" {
+		return nil, ErrFileGone
+	}
+	f, err := s.files().Open(ctx, u.FilePath)
+	if errors.Is(err, filestore.ErrNotFound) {
+		return nil, ErrFileGone
+	}
+	return f, err
+}
 
 // Check keeps the file and checks it: a dry run that reads it once, stores
 // the rows that will not be sent (invalid, duplicate in the file, already
@@ -101,54 +118,42 @@ func (s *Service) auditCheckFailure(ctx context.Context, ac audit.Context, in Ch
 	}
 }
 
-// receive streams the file to the data directory, hashing it, and records
-// the upload as being checked.
+// receive streams the file to the file store, hashing it, and records the
+// upload as being checked.
 func (s *Service) receive(ctx context.Context, in CheckInput) (*Upload, error) {
-	if err := os.MkdirAll(s.uploadsDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("uploads directory: %w", err)
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(s.uploadsDir(), "incoming-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	h := sha256.New()
+	key, n, err := s.files().Put(ctx, io.TeeReader(io.LimitReader(in.Body, in.MaxBytes+1), h))
 	if err != nil {
 		return nil, fmt.Errorf("keep file: %w", err)
 	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(in.Body, in.MaxBytes+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n > in.MaxBytes {
+	if n > in.MaxBytes {
 		err = &TooLargeError{Max: in.MaxBytes}
 	}
 	if err == nil && n == 0 {
 		err = ErrEmptyFile
 	}
 	if err != nil {
-		os.Remove(tmp)
+		s.deleteFile(key)
 		return nil, err
 	}
 	now := s.now()
 	u := &Upload{
-		StockRef: in.Stock.ID, UserID: in.UserID, FileName: cleanFileName(in.FileName), FileSize: n,
+		StockRef: in.Stock.ID, UserID: in.UserID, FileName: cleanFileName(in.FileName), FilePath: key, FileSize: n,
 		FileSHA256: hex.EncodeToString(h.Sum(nil)), Status: StatusChecking, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.DB.Gorm.WithContext(ctx).Create(u).Error; err != nil {
-		os.Remove(tmp)
+		s.deleteFile(key)
 		return nil, fmt.Errorf("record upload: %w", err)
 	}
-	u.FilePath = filepath.Join("uploads", strconv.FormatInt(u.ID, 10))
-	if err := os.Rename(tmp, s.FilePath(u)); err != nil {
-		os.Remove(tmp)
-		s.discard(u)
-		return nil, fmt.Errorf("keep file: %w", err)
-	}
-	if err := s.DB.Gorm.WithContext(ctx).Model(u).Update("file_path", u.FilePath).Error; err != nil {
-		s.discard(u)
-		return nil, err
-	}
 	return u, nil
+}
+
+func (s *Service) deleteFile(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.files().Delete(ctx, key); err != nil {
+		s.log().Error("delete upload file", "err", err)
+	}
 }
 
 // cleanFileName keeps the base name of what the browser sent, bounded.
@@ -182,7 +187,7 @@ func (s *Service) discard(u *Upload) {
 		s.log().Error("discard upload", "upload", u.ID, "err", err)
 	}
 	if u.FilePath != "" {
-		os.Remove(s.FilePath(u))
+		s.deleteFile(u.FilePath)
 	}
 }
 
@@ -210,7 +215,7 @@ type codeRow struct {
 }
 
 func (s *Service) check(ctx context.Context, ac audit.Context, u *Upload, st *models.Stock, kind codefile.Kind) error {
-	f, err := os.Open(s.FilePath(u))
+	f, err := s.files().Open(ctx, u.FilePath)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/clock"
 	"voucherconsole/internal/database"
+	"voucherconsole/internal/filestore"
 	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
@@ -52,6 +53,8 @@ var (
 	ErrEmptyFile     = errors.New("the file is empty")
 	ErrNoRows        = errors.New("the file has no codes")
 	ErrNothingToSend = errors.New("the upload has nothing left to send")
+	// ErrFileGone: the upload's file is not readable from this instance.
+	ErrFileGone = errors.New("the upload's file is kept elsewhere")
 )
 
 // TooLargeError means the file is larger than the configured limit.
@@ -126,7 +129,10 @@ type Service struct {
 	Jobs Queue
 	WX   Uploader
 	// Stocks refreshes a stock's code counts after an upload.
-	Stocks  *stocks.Service
+	Stocks *stocks.Service
+	// Files keeps the uploaded files; nil keeps them in DataDir, on this
+	// instance only.
+	Files   filestore.Store
 	DataDir string
 	Logger  *slog.Logger
 	Now     clock.Func

@@ -11,6 +11,7 @@ type NavItem struct {
 	Path   string
 	Label  string
 	Active bool
+	Badge  int64 // a count shown beside the label (unread alerts); 0: none
 }
 
 // Flash is a one-time message shown at the top of the next page.
