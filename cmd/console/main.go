@@ -5,7 +5,9 @@
 //	console migrate                          apply database migrations
 //	console user add --username U --role R   add a user (password on standard input)
 //	console audit verify                     check the audit log's hash chain
+//	console backup --to FILE                 copy the SQLite database, online
 //	console sandbox --addr A --dir D         run the WeChat Pay sandbox alone
+//	console wxpay check                      one signed read per WeChat Pay account
 //
 // Every subcommand accepts the settings listed by --help, as flags or as
 // CONSOLE_* environment variables.
@@ -40,7 +42,10 @@ const usage = `Usage:
   console user add --username U --role R [--role R2] [settings]
                                                              add a user; password on standard input
   console audit verify [settings]                            check the audit log's hash chain
+  console backup --to FILE [settings]                        copy the SQLite database to FILE, online
   console sandbox --addr ADDR --dir DIR [fault flags]        run the WeChat Pay sandbox alone
+  console wxpay check [settings]                             one signed read per configured WeChat Pay
+                                                             account; exit 1 naming each that fails
 
 Settings (flag, or the CONSOLE_* variable in parentheses):
 `
@@ -56,7 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "user" || cmd == "audit" {
+	if cmd == "user" || cmd == "audit" || cmd == "wxpay" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			fmt.Fprintf(stderr, "console %s: missing subcommand\n\n%s", cmd, usage)
 			return 2
@@ -78,15 +83,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var (
 		username string
 		roles    stringList
+		backupTo string
 	)
 	var sandboxFlags *sandboxOptions
 	switch cmd {
-	case "serve", "migrate", "audit verify":
+	case "serve", "migrate", "audit verify", "wxpay check":
 	case "user add":
 		fs.StringVar(&username, "username", "", "username of the new user")
 		fs.Var(&roles, "role", "role of the new user: operator, manager, support or admin (repeatable)")
 	case "sandbox":
 		sandboxFlags = bindSandboxFlags(fs)
+	case "backup":
+		fs.StringVar(&backupTo, "to", "", "file to write the backup to (must not exist)")
 	default:
 		fmt.Fprintf(stderr, "console: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -106,7 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var err error
 	switch cmd {
 	case "serve":
-		err = app.Serve(ctx, *cfg, logger, stdout)
+		err = app.Serve(ctx, *cfg, logger, stderr) // the one-time admin password, plainly, beside the log
 	case "migrate":
 		err = app.Migrate(ctx, *cfg, logger, stdout)
 	case "audit verify":
@@ -128,8 +136,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err == nil {
 			fmt.Fprintf(stdout, "added user %s with roles %s\n", strings.ToLower(strings.TrimSpace(username)), roles.String())
 		}
+	case "wxpay check":
+		var ok bool
+		ok, err = app.CheckWxPay(ctx, *cfg, logger, stdout)
+		if err == nil && !ok {
+			return 1
+		}
 	case "sandbox":
 		err = runSandbox(ctx, *sandboxFlags, logger, stdout)
+	case "backup":
+		err = app.Backup(ctx, *cfg, logger, backupTo, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "console %s: %v\n", cmd, err)

@@ -25,6 +25,7 @@ type sandboxOptions struct {
 	latency      time.Duration
 	dropRate     float64
 	rateLimit    float64
+	verifyMode   string
 }
 
 func bindSandboxFlags(fs *flag.FlagSet) *sandboxOptions {
@@ -36,6 +37,7 @@ func bindSandboxFlags(fs *flag.FlagSet) *sandboxOptions {
 	fs.DurationVar(&o.latency, "latency", 0, "delay added to every request")
 	fs.Float64Var(&o.dropRate, "drop-rate", 0, "share of connections closed without a reply (0–1)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second per endpoint above which it answers 429 (0: the documented limits)")
+	fs.StringVar(&o.verifyMode, "verify-mode", string(sandbox.VerifyPublicKey), "how replies are signed: public-key (each account's WeChat Pay public key), certificate (platform certificates, served by GET /v3/certificates) or both (WeChat Pay's migration)")
 	return o
 }
 
@@ -43,8 +45,12 @@ func bindSandboxFlags(fs *flag.FlagSet) *sandboxOptions {
 // sandbox.env into the directory, so `set -a; . DIR/sandbox.env` points a
 // console at it, and keeps its state there across restarts.
 func runSandbox(ctx context.Context, o sandboxOptions, logger *slog.Logger, out io.Writer) error {
+	mode, err := sandbox.ParseVerifyMode(o.verifyMode)
+	if err != nil {
+		return err
+	}
 	sb, err := sandbox.New(sandbox.Options{
-		Seed: true, StateDir: filepath.Join(o.dir, "state"), RateLimit: o.rateLimit,
+		Seed: true, StateDir: filepath.Join(o.dir, "state"), RateLimit: o.rateLimit, VerifyMode: mode,
 		Faults: sandbox.Faults{FailRate: o.failRate, ThrottleRate: o.throttleRate, Latency: o.latency, DropRate: o.dropRate},
 	})
 	if err != nil {
@@ -66,7 +72,7 @@ func runSandbox(ctx context.Context, o sandboxOptions, logger *slog.Logger, out 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	envFile, _ := filepath.Abs(filepath.Join(o.dir, "sandbox.env"))
-	fmt.Fprintf(out, "WeChat Pay sandbox listening on %s\nconsole settings: set -a; . %s; set +a\n", base, envFile)
+	fmt.Fprintf(out, "WeChat Pay sandbox listening on %s (verify mode %s)\nconsole settings: set -a; . %s; set +a\n", base, mode, envFile)
 	logger.Info("sandbox listening", "url", base, "dir", o.dir)
 	select {
 	case err := <-errc:

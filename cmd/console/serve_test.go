@@ -120,7 +120,9 @@ func serveOnce(t *testing.T, env []string) (stdout, zh, en string) {
 	if zh == "" {
 		t.Fatalf("console did not answer on %s:\n%s", addr, errOut.String())
 	}
-	return out.String(), zh, get("en")
+	// The one-time admin password is printed to standard error, beside
+	// (not inside) the structured log.
+	return out.String() + errOut.String(), zh, get("en")
 }
 
 // `console` on a fresh data directory serves the sign-in page in Chinese
@@ -135,6 +137,10 @@ func TestServeFreshStart(t *testing.T) {
 			out, zh, en := serveOnce(t, env)
 			if !strings.Contains(out, "username: admin") || !strings.Contains(out, "password: ") {
 				t.Fatalf("first start did not print the admin password:\n%s", out)
+			}
+			pw := strings.Fields(out[strings.Index(out, "password: ")+len("password: "):])[0]
+			if n := strings.Count(out, pw); n != 1 {
+				t.Fatalf("the one-time password appears %d times in the output, want once (never in a log record)", n)
 			}
 			if !strings.Contains(zh, `lang="zh-CN"`) || !strings.Contains(zh, "登录") {
 				t.Fatal("sign-in page is not in Chinese by default")

@@ -53,11 +53,12 @@ func crashHook(cfg config.Config, logger *slog.Logger, action string) func() {
 func (c *Console) ResumeActions(ctx context.Context, olderThan time.Duration) {
 	d, derr := c.Deactivate.Resume(ctx, olderThan)
 	p, perr := c.Presend.Resume(ctx, olderThan)
-	if err := errors.Join(derr, perr); err != nil && ctx.Err() == nil {
+	a, aerr := c.Approvals.Resume(ctx, olderThan) // approved, call not yet made
+	if err := errors.Join(derr, perr, aerr); err != nil && ctx.Err() == nil {
 		c.Logger.Error("resume pending WeChat Pay operations", "err", err)
 	}
-	if d > 0 || p > 0 {
-		c.Logger.Info("resumed pending WeChat Pay operations", "deactivations", d, "presends", p)
+	if d > 0 || p > 0 || a > 0 {
+		c.Logger.Info("resumed pending WeChat Pay operations", "deactivations", d, "presends", p, "approvals", a)
 	}
 }
 

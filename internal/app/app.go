@@ -21,7 +21,9 @@ import (
 	"github.com/gorilla/sessions"
 
 	"voucherconsole/internal/alerts"
+	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
@@ -37,6 +39,7 @@ import (
 	"voucherconsole/internal/users"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/certstore"
 	"voucherconsole/internal/wxpay/sandbox"
 )
 
@@ -69,7 +72,8 @@ func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 }
 
 func usersService(cfg config.Config, db *database.DB) *users.Service {
-	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout}
+	return &users.Service{DB: db.Gorm, MaxFailures: cfg.LoginMaxFailures, Lockout: cfg.LoginLockout,
+		MaxClientFailures: cfg.LoginMaxClientFailures, MaxHashes: cfg.LoginMaxHashes}
 }
 
 // sessionSecret is the secret the session cookies' keys and the pre-send
@@ -88,7 +92,7 @@ func sessionSecret(cfg config.Config) ([]byte, error) {
 			var b [32]byte
 			_, _ = rand.Read(b[:])
 			secret = []byte(hex.EncodeToString(b[:]))
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			if err := ownerOnlyDir(cfg.DataDir); err != nil {
 				return nil, err
 			}
 			if err := os.WriteFile(path, secret, 0o600); err != nil {
@@ -139,6 +143,7 @@ type Console struct {
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
 	TwoFactor  *twofactor.Service // twofactor.go
+	Approvals  *approvals.Service // approvals.go
 	closers    []func()
 }
 
@@ -152,6 +157,9 @@ type Options struct {
 	// directory holds none yet; nil generates fresh ones (a second or so:
 	// tests generate one set and share it).
 	SandboxKeys *sandbox.Keys
+	// Now is the clock of the HTTP layer and its sessions; nil is the wall
+	// clock. Tests move it to expire sessions.
+	Now clock.Func
 }
 
 // Build opens the database, migrates it and assembles the console.
@@ -163,6 +171,11 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 // order each needs the ones before it, none changed after construction. On
 // error, what was already started is closed again.
 func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (c *Console, err error) {
+	// Everything in the data directory is the owner's alone, however it
+	// was left: the database, the session key, uploads, the sandbox.
+	if err := ownerOnlyTree(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
 	c = &Console{Config: cfg, Logger: logger}
 	defer func() {
 		if err != nil {
@@ -187,11 +200,11 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 		return nil, err
 	}
 	c.Users = usersService(cfg, db)
-	wx, err := newWxPay(cfg, logger, opts.SandboxKeys)
+	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger, opts.SandboxKeys)
 	if err != nil {
 		return nil, err
 	}
-	c.closers = append(c.closers, wx.close)
+	c.closers = append(c.closers, wx.close, startCertRefresh(wx.Client, logger))
 	c.WX, c.Sandbox = wx.Client, wx.Sandbox
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
@@ -203,20 +216,28 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 	catalog := i18n.MustLoad()
 	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
 	c.Alerts = alertSvc
-	up, err := startUploads(ctx, cfg, db, wx.Client, c.Stocks, logger, monitoring)
+	up, err := startUploads(ctx, cfg, db, wx.Client, wx.Transport, c.Stocks, logger, monitoring)
 	if err != nil {
 		return nil, err
 	}
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
 	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, c.Ops, openIDKeys, logger)
+	if c.Approvals, err = newApprovals(cfg, db, c.Deactivate, c.Alerts, logger); err != nil {
+		return nil, err
+	}
 	if c.TwoFactor, err = twoFactorService(cfg, db, secret); err != nil {
 		return nil, err
 	}
+	// The integrity page's verifications run in the background; they stop
+	// (recorded as failed) before the database closes.
+	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
+	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: c.Users, Catalog: catalog, Sessions: sessionStore(cfg, secret),
 		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
+		Approvals: c.Approvals, AuditVerifier: verifier, Now: opts.Now,
 	})
 	return c, nil
 }
@@ -243,6 +264,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.W
 		return fmt.Errorf("initial admin: %w", err)
 	}
 	if pw != "" {
+		// Printed once, plainly, to out (standard error): never through the
+		// structured log, which is shipped and kept.
 		fmt.Fprintf(out, "\n首次启动：已创建管理员账号 admin，一次性密码（仅显示这一次，登录后须修改）：\n"+
 			"First start: created the admin account; its one-time password (shown only now, must be changed at first sign-in):\n\n"+
 			"    username: admin\n    password: %s\n\n", pw)
@@ -257,8 +280,21 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.W
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("console listening", "url", "http://"+ln.Addr().String(), "config", cfg)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", c.Server.MetricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		defer msrv.Close()
+		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
+		go func() { errc <- msrv.Serve(mln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -322,10 +358,20 @@ func VerifyAudit(ctx context.Context, cfg config.Config, logger *slog.Logger, ou
 		return false, err
 	}
 	defer db.Close()
-	res, err := audit.Verify(ctx, db.Gorm)
+	// Progress every few seconds on a long log, then the result and the
+	// pace: the walk streams the chain in batches, in constant memory.
+	start, lastShown := time.Now(), time.Now()
+	res, err := audit.VerifyStream(ctx, db.Gorm, func(r audit.Result) {
+		if time.Since(lastShown) >= 5*time.Second {
+			lastShown = time.Now()
+			fmt.Fprintf(out, "verified %d of %d entries (%.0f entries/s)\n", r.Checked, r.Total, float64(r.Checked)/time.Since(start).Seconds())
+		}
+	})
 	if err != nil {
 		return false, err
 	}
+	elapsed := time.Since(start)
 	fmt.Fprintln(out, res.String())
+	fmt.Fprintf(out, "%d entries in %s: %.0f entries/s\n", res.Checked, elapsed.Round(time.Millisecond), float64(res.Checked)/max(elapsed.Seconds(), 1e-9))
 	return res.Intact, nil
 }

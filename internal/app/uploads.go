@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -30,7 +31,7 @@ type uploadsRuntime struct {
 // own WeChat Pay client (the console's identities and hosts, its upload
 // endpoints held to their configured rate across every instance sharing the
 // database) and starts working upload jobs.
-func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *wxpay.Client, st *stocks.Service, logger *slog.Logger, more jobsAddOn) (*uploadsRuntime, error) {
+func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *wxpay.Client, transport http.RoundTripper, st *stocks.Service, logger *slog.Logger, more jobsAddOn) (*uploadsRuntime, error) {
 	if err := jobs.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
@@ -38,7 +39,7 @@ func startUploads(ctx context.Context, cfg config.Config, db *database.DB, wx *w
 	if cfg.UploadRate > 0 {
 		rate = wxpay.Rate{N: 1, Per: time.Duration(float64(time.Second) / cfg.UploadRate)}
 	}
-	client, err := uploads.NewUploadClient(wx.Config(), &uploads.RateLimiter{DB: db}, rate)
+	client, err := uploads.NewUploadClientVia(wx.Config(), &uploads.RateLimiter{DB: db}, rate, transport)
 	if err != nil {
 		return nil, fmt.Errorf("upload client: %w", err)
 	}

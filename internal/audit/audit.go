@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"voucherconsole/internal/textcheck"
 )
 
 // Outcome of an audited action.
@@ -39,6 +41,9 @@ const (
 	ActionSignInFailed    = "auth.sign_in_failed"
 	ActionSignInThrottled = "auth.sign_in_throttled"
 	ActionSignOut         = "auth.sign_out"
+	ActionSignInLocked    = "auth.sign_in_locked" // too many failed sign-ins: a username or client address locked
+	ActionSignInUnlock    = "auth.sign_in_unlock" // an admin lifted a lock
+	ActionSessionEnd      = "auth.session_end"    // a user ended one or more of their other sessions
 	ActionPasswordChange  = "auth.password_change"
 	ActionAccessDenied    = "access.denied"
 	ActionUserAdd         = "user.add"
@@ -127,12 +132,17 @@ func canonicalDetail(detail map[string]any) (string, error) {
 			}
 		}
 		if !secret {
-			clean[k] = v
+			clean[field(k, MaxShort)] = clipDetail(v)
 		}
 	}
 	b, err := json.Marshal(clean)
 	if err != nil {
 		return "", fmt.Errorf("audit detail: %w", err)
+	}
+	if len(b) > MaxDetail {
+		// Too much even after clipping each value: say so rather than
+		// cut the JSON in two.
+		b, _ = json.Marshal(map[string]any{"detail_truncated": true, "detail_bytes": len(b)})
 	}
 	return string(b), nil
 }
@@ -217,18 +227,18 @@ func Append(ctx context.Context, db *gorm.DB, now time.Time, rec Record) (*Entry
 		HashScheme:  SchemeContent,
 		OccurredAt:  now.UTC().Truncate(time.Microsecond),
 		ActorID:     rec.ActorID,
-		Actor:       rec.Actor,
-		ActorRoles:  strings.Join(rec.ActorRoles, ","),
-		Action:      rec.Action,
-		TargetType:  rec.TargetType,
-		TargetID:    rec.TargetID,
-		Outcome:     rec.Outcome,
-		WxRequestNo: rec.WxRequestNo,
-		WxErrorCode: rec.WxErrorCode,
-		WxRequestID: rec.WxRequestID,
-		ClientIP:    rec.ClientIP,
-		UserAgent:   truncate(rec.UserAgent, 512),
-		RequestID:   rec.RequestID,
+		Actor:       field(rec.Actor, MaxActor),
+		ActorRoles:  field(strings.Join(rec.ActorRoles, ","), MaxShort),
+		Action:      field(rec.Action, MaxShort),
+		TargetType:  field(rec.TargetType, MaxShort),
+		TargetID:    field(rec.TargetID, MaxTargetID),
+		Outcome:     Outcome(field(string(rec.Outcome), MaxShort)),
+		WxRequestNo: field(rec.WxRequestNo, MaxShort),
+		WxErrorCode: field(rec.WxErrorCode, MaxShort),
+		WxRequestID: field(rec.WxRequestID, MaxShort),
+		ClientIP:    field(rec.ClientIP, MaxShort),
+		UserAgent:   field(rec.UserAgent, MaxUserAgent),
+		RequestID:   field(rec.RequestID, MaxShort),
 		Detail:      detail,
 	}
 	write := appendSQLite
@@ -323,15 +333,48 @@ func SyncHead(ctx context.Context, db *gorm.DB) error {
  WHERE audit_head.id = 1`).Error
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// Bounds of the free-text fields of an entry, in bytes. The log is
+// append-only: whatever a caller passes (an anonymous sign-in's username, a
+// header) is clipped here, in one place, so no request can write an
+// unbounded row that can never be removed.
+const (
+	MaxActor     = 128
+	MaxTargetID  = 256
+	MaxUserAgent = 512
+	MaxShort     = 128 // action, target type, outcome, roles, WeChat Pay IDs, client IP, request ID
+	MaxDetailStr = 1024
+	MaxDetail    = 8192 // the whole detail JSON
+)
+
+// field makes a free-text value storable: valid UTF-8 without NUL or other
+// control characters (PostgreSQL refuses NUL in text), at most max bytes.
+func field(s string, max int) string { return textcheck.Clip(textcheck.Clean(s), max) }
+
+// clipDetail bounds every string inside a detail value.
+func clipDetail(v any) any {
+	switch v := v.(type) {
+	case string:
+		return field(v, MaxDetailStr)
+	case []string:
+		out := make([]string, len(v))
+		for i, s := range v {
+			out[i] = field(s, MaxDetailStr)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = clipDetail(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[field(k, MaxShort)] = clipDetail(x)
+		}
+		return out
 	}
-	// Cut on a rune boundary.
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
+	return v
 }
 
 // Context is who acts and from where; handlers build it once per request and
@@ -353,3 +396,6 @@ func (c Context) Record(action string, outcome Outcome, targetType, targetID str
 		ClientIP: c.ClientIP, UserAgent: c.UserAgent, RequestID: c.RequestID,
 	}
 }
+
+// truncate cuts s to at most n bytes on a character boundary.
+func truncate(s string, n int) string { return textcheck.Clip(s, n) }

@@ -2,13 +2,14 @@ package audit
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
 
 	"gorm.io/gorm"
+
+	"voucherconsole/internal/csvcell"
 )
 
 // ExportHeader is the CSV export's header row: stable column names, so
@@ -34,14 +35,23 @@ const ExportBatch = 1000
 // while a slow client reads; flush (optional) is called after each batch. It
 // returns how many entries it wrote.
 func Export(ctx context.Context, db *gorm.DB, w io.Writer, f Filter, through int64, loc *time.Location, flush func()) (int64, error) {
+	return ExportWithHeader(ctx, db, w, f, through, loc, flush, ExportHeader)
+}
+
+// ExportWithHeader is Export with the header row given: the column names in
+// the reader's language, one for each of ExportHeader's columns.
+func ExportWithHeader(ctx context.Context, db *gorm.DB, w io.Writer, f Filter, through int64, loc *time.Location, flush func(), header []string) (int64, error) {
+	if len(header) != len(ExportHeader) {
+		return 0, fmt.Errorf("audit export: %d header names for %d columns", len(header), len(ExportHeader))
+	}
 	if loc == nil {
 		loc = time.UTC
 	}
 	if _, err := io.WriteString(w, UTF8BOM); err != nil {
 		return 0, err
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(ExportHeader); err != nil {
+	cw := csvcell.NewWriter(w) // every cell escaped for spreadsheets
+	if err := cw.Write(header); err != nil {
 		return 0, err
 	}
 	var (
@@ -88,36 +98,20 @@ func exportRow(row []string, e *Entry, loc *time.Location) {
 	row[1] = e.OccurredAt.UTC().Format(timeLayout)
 	row[2] = e.OccurredAt.In(loc).Format("2006-01-02 15:04:05 -07:00")
 	row[3] = actorID
-	row[4] = cell(e.Actor)
-	row[5] = cell(e.ActorRoles)
-	row[6] = cell(e.Action)
-	row[7] = cell(e.TargetType)
-	row[8] = cell(e.TargetID)
-	row[9] = cell(string(e.Outcome))
-	row[10] = cell(e.WxRequestNo)
-	row[11] = cell(e.WxErrorCode)
-	row[12] = cell(e.WxRequestID)
-	row[13] = cell(e.ClientIP)
-	row[14] = cell(e.UserAgent)
-	row[15] = cell(e.RequestID)
-	row[16] = cell(e.Detail)
+	row[4] = e.Actor
+	row[5] = e.ActorRoles
+	row[6] = e.Action
+	row[7] = e.TargetType
+	row[8] = e.TargetID
+	row[9] = string(e.Outcome)
+	row[10] = e.WxRequestNo
+	row[11] = e.WxErrorCode
+	row[12] = e.WxRequestID
+	row[13] = e.ClientIP
+	row[14] = e.UserAgent
+	row[15] = e.RequestID
+	row[16] = e.Detail
 	row[17] = e.PrevHash
 	row[18] = e.Hash
 	row[19] = strconv.Itoa(max(e.HashScheme, SchemeWhole))
-}
-
-// cell guards a text field against spreadsheet formula injection: a value
-// that a spreadsheet would evaluate (it starts with =, +, -, @, a tab or a
-// carriage return — a typed username or a user agent can) is prefixed with an
-// apostrophe, which spreadsheets show as text. Quoting of commas, quotes and
-// newlines is encoding/csv's.
-func cell(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
-		return "'" + s
-	}
-	return s
 }

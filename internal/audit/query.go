@@ -27,10 +27,19 @@ type Filter struct {
 	From       time.Time // occurred at or after
 	To         time.Time // occurred before
 	Search     string    // substring of the target ID or the WeChat request number, any case
+	// Actors, when set, selects entries by any of these actors (the
+	// usernames a typed prefix matches); it supersedes Actor.
+	Actors []string
+	// SearchStocks widens Search to entries about these stocks (their
+	// console IDs: the stocks whose WeChat IDs or name match the search).
+	SearchStocks []string
 }
 
 // IsZero reports whether f selects every entry.
-func (f Filter) IsZero() bool { return f == Filter{} }
+func (f Filter) IsZero() bool {
+	return f.Actor == "" && f.Action == "" && f.TargetType == "" && f.TargetID == "" && f.Outcome == "" &&
+		f.From.IsZero() && f.To.IsZero() && f.Search == "" && len(f.Actors) == 0 && len(f.SearchStocks) == 0
+}
 
 // Detail describes the filter for an audit entry (the export records what it
 // exported).
@@ -80,7 +89,10 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // filtered page is read in order from one index; on PostgreSQL the search
 // uses trigram indexes on target_id and wx_request_no.
 func (f Filter) apply(q *gorm.DB) *gorm.DB {
-	if f.Actor != "" {
+	switch {
+	case len(f.Actors) > 0:
+		q = q.Where("actor IN ?", f.Actors)
+	case f.Actor != "":
 		q = q.Where("actor = ?", f.Actor)
 	}
 	if f.Action != "" {
@@ -107,7 +119,12 @@ func (f Filter) apply(q *gorm.DB) *gorm.DB {
 			like = "ILIKE"
 		}
 		pattern := "%" + likeEscaper.Replace(s) + "%"
-		q = q.Where(fmt.Sprintf(`(target_id %[1]s ? ESCAPE '\' OR wx_request_no %[1]s ? ESCAPE '\')`, like), pattern, pattern)
+		if len(f.SearchStocks) > 0 {
+			q = q.Where(fmt.Sprintf(`(target_id %[1]s ? ESCAPE '\' OR wx_request_no %[1]s ? ESCAPE '\' OR (target_type = ? AND target_id IN ?))`, like),
+				pattern, pattern, TargetStock, f.SearchStocks)
+		} else {
+			q = q.Where(fmt.Sprintf(`(target_id %[1]s ? ESCAPE '\' OR wx_request_no %[1]s ? ESCAPE '\')`, like), pattern, pattern)
+		}
 	}
 	return q
 }
@@ -230,15 +247,6 @@ func list(ctx context.Context, db *gorm.DB, f Filter, from *position, op string,
 		return nil, fmt.Errorf("audit list: %w", err)
 	}
 	return es, nil
-}
-
-// Get returns the entry with sequence number seq.
-func Get(ctx context.Context, db *gorm.DB, seq int64) (*Entry, error) {
-	var e Entry
-	if err := db.WithContext(ctx).Where("seq = ?", seq).Take(&e).Error; err != nil {
-		return nil, err
-	}
-	return &e, nil
 }
 
 // LastSeq returns the newest entry's sequence number, 0 for an empty log.

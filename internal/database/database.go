@@ -77,7 +77,25 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	return OpenSQLite(filepath.Join(dataDir, "console.db"))
+	path := filepath.Join(dataDir, "console.db")
+	// The database file is created owner-only before SQLite opens it:
+	// SQLite gives its -wal and -shm files the database file's mode, and
+	// would otherwise create it under the process's umask.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database file: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{dataDir, path, path + "-wal", path + "-shm"} {
+		mode := os.FileMode(0o600)
+		if p == dataDir {
+			mode = 0o700
+		}
+		if err := os.Chmod(p, mode); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("restrict %s: %w", p, err)
+		}
+	}
+	return OpenSQLite(path)
 }
 
 func gormConfig() *gorm.Config {

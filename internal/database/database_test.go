@@ -28,9 +28,9 @@ var unmigrated = []struct {
 func tableCount(t *testing.T, db *database.DB) int {
 	t.Helper()
 	var n int64
-	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'user_roles', 'login_throttles', 'audit_entries')"
+	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'user_roles', 'sign_in_throttles', 'audit_entries')"
 	if db.Dialect == database.Postgres {
-		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('users', 'user_roles', 'login_throttles', 'audit_entries')"
+		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('users', 'user_roles', 'sign_in_throttles', 'audit_entries')"
 	}
 	if err := db.Gorm.Raw(q).Scan(&n).Error; err != nil {
 		t.Fatal(err)

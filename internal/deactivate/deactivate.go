@@ -176,9 +176,23 @@ func (s *Service) Deactivate(ctx context.Context, ac audit.Context, st *models.S
 	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return nil, err
 	}
-	req := wxpay.DeactivateProductCouponStockRequest{
-		OutRequestNo:     wxops.NewRequestNo("DA", s.Now.UTC(), 32),
+	return s.DeactivateRequest(ctx, ac, st, NewRequest(s.Now.UTC(), reason), formToken)
+}
+
+// NewRequest is the body of a deactivation with a new request number.
+func NewRequest(now time.Time, reason string) wxpay.DeactivateProductCouponStockRequest {
+	return wxpay.DeactivateProductCouponStockRequest{
+		OutRequestNo:     wxops.NewRequestNo("DA", now, 32),
 		DeactivateReason: strings.TrimSpace(reason),
+	}
+}
+
+// DeactivateRequest sends req, a request made beforehand (an approved
+// request's, whose number was fixed when it was asked for), as Deactivate
+// sends its own.
+func (s *Service) DeactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, error) {
+	if err := Check(st); err != nil {
+		return nil, err
 	}
 	op, existing, err := s.Ops.Begin(ctx, ac, wxops.Intent{
 		Kind: OpKind, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID, StockRef: &st.ID,

@@ -61,7 +61,8 @@ func newEnv(t *testing.T, db *database.DB) *env {
 	cr := sb.Credentials()
 	wx, err := wxpay.NewClient(wxpay.Config{
 		BaseURL: srv.URL, BrandID: cr.BrandID, BrandSerial: cr.BrandSerial, BrandKey: cr.BrandKey,
-		PubKeyID: cr.PubKeyID, PubKey: cr.PubKey, Now: clk.Now,
+		MchPubKeyID: cr.MchPubKeyID, MchPubKey: cr.MchPubKey, SPPubKeyID: cr.SPPubKeyID, SPPubKey: cr.SPPubKey,
+		BrandPubKeyID: cr.BrandPubKeyID, BrandPubKey: cr.BrandPubKey, Now: clk.Now,
 		MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 	}, nil)
 	if err != nil {

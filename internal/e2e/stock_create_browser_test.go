@@ -69,3 +69,38 @@ func TestBrowserCreateVoucherStock(t *testing.T) {
 		t.Fatalf("ended at %s", loc)
 	}
 }
+
+// The create form shows the budget WeChat Pay requires (face value ×
+// count) as the operator types, and says when the budget entered differs.
+func TestBrowserComputedBudget(t *testing.T) {
+	c := startConsole(t, nil)
+	c.addUser(t, "olivia", "a-long-test-password", models.RoleOperator)
+	ctx := browsertest.New(t, 2*time.Minute)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(c.URL+"/login"),
+		chromedp.SendKeys(chromedp.CSS("#username"), "olivia"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "a-long-test-password"),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#current-user")),
+		chromedp.Navigate(c.URL+"/stocks/new"),
+		chromedp.WaitVisible(chromedp.CSS("#max_coupons")),
+		chromedp.SendKeys(chromedp.CSS("#max_coupons"), "150"),
+		chromedp.SendKeys(chromedp.CSS("#coupon_amount"), "2.5"),
+		chromedp.WaitVisible(chromedp.CSS("#computed-budget")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#computed-budget")))
+	// The mismatch note is in the browser's language.
+	mismatch := func(s string) bool { return strings.Contains(s, "不一致") || strings.Contains(s, "differs") }
+	if err != nil || !strings.Contains(text, "375.00") || mismatch(text) {
+		t.Fatalf("computed budget %q %v", text, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#max_amount"), "300")); err != nil {
+		t.Fatal(err)
+	}
+	text, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#computed-budget")))
+	if err != nil || !strings.Contains(text, "375.00") || !mismatch(text) {
+		t.Fatalf("computed budget with a different budget entered %q %v", text, err)
+	}
+}

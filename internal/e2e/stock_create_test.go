@@ -135,3 +135,35 @@ func TestCreateVoucherStockWxErrors(t *testing.T) {
 		})
 	}
 }
+
+// WeChat Pay's budget rules beyond document 003's text: a budget other than
+// face value × count, or more than 60 per user, is refused next to its
+// field, in the user's language, before any call.
+func TestCreateVoucherStockBudgetRules(t *testing.T) {
+	c := startConsole(t, nil)
+	hc := c.userClient(t, "olivia", models.RoleOperator)
+	cases := []struct {
+		name, field, value, lang, want string
+		errorField                     string
+	}{
+		{"budget_zh", "max_amount", "999.99", "", "总预算须等于面额乘以发放总上限：10.00 元 × 100 张 = 1000.00 元", "max_amount"},
+		{"budget_en", "max_amount", "999.99", "en", "The budget must be the face value times the number of coupons: 10.00 yuan × 100 = 1000.00 yuan", "max_amount"},
+		{"count_en", "max_coupons", "101", "en", "10.00 yuan × 101 = 1010.00 yuan", "max_amount"},
+		{"per_user_zh", "max_coupons_per_user", "61", "", "单个用户最多可领 60 张。", "max_coupons_per_user"},
+		{"per_user_en", "max_coupons_per_user", "61", "en", "A user may receive at most 60 coupons.", "max_coupons_per_user"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			form := voucherForm("预算规则"+tc.name[:3], "token-budget-"+tc.name)
+			form.Set(tc.field, tc.value)
+			resp, body := fetch(t, hc, "POST", c.URL+"/stocks/new", form, tc.lang)
+			if resp.StatusCode != http.StatusUnprocessableEntity || !has(body, `id="`+tc.errorField+`-error"`) || !has(body, tc.want) ||
+				!has(body, `value="`+tc.value+`"`) {
+				t.Fatalf("status %d, want 422 with %q by %s", resp.StatusCode, tc.want, tc.errorField)
+			}
+		})
+	}
+	if n := sandboxFavorStocks(c, "预算规则"); n != 0 {
+		t.Fatal("a refused form reached WeChat Pay")
+	}
+}

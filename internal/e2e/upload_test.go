@@ -184,7 +184,16 @@ func TestUploadOverHTTP(t *testing.T) {
 		t.Fatal("an ended upload's page refreshes itself")
 	}
 
-	resp, body = fetch(t, sup, "GET", page+"/report.csv", nil, "en")
+	// The report and the file are codes: support sees counts only.
+	for _, dl := range []string{"/report.csv", "/file"} {
+		if resp, _ := fetch(t, sup, "GET", page+dl, nil, "en"); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("support downloads %s: %d, want 403", dl, resp.StatusCode)
+		}
+	}
+	if _, body := fetch(t, sup, "GET", page, nil, "en"); has(body, `id="download-report"`) || has(body, `id="upload-file"`) || has(body, "HTTP-000001") {
+		t.Fatal("support's upload page offers the codes")
+	}
+	resp, body = fetch(t, op, "GET", page+"/report.csv", nil, "en")
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
 		!strings.HasPrefix(body, "\uFEFFrow,code,reason_code,reason,detail\r\n") {
 		t.Fatalf("report: %d %q", resp.StatusCode, body[:min(len(body), 80)])
@@ -195,7 +204,7 @@ func TestUploadOverHTTP(t *testing.T) {
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("report lines:\n%s", strings.Join(lines, "\n"))
 	}
-	resp, body = fetch(t, sup, "GET", page+"/file", nil, "en")
+	resp, body = fetch(t, op, "GET", page+"/file", nil, "en")
 	if resp.StatusCode != 200 || body != string(data) || !has(resp.Header.Get("Content-Disposition"), "codes.csv") {
 		t.Fatalf("file download: %d", resp.StatusCode)
 	}
@@ -213,7 +222,7 @@ func TestUploadOverHTTP(t *testing.T) {
 	if !has(body, `id="upload-file-elsewhere"`) || has(body, `id="upload-file"`) {
 		t.Fatalf("page without the file on this instance:\n%s", body)
 	}
-	if resp, _ = fetch(t, sup, "GET", page+"/file", nil, "en"); resp.StatusCode != http.StatusNotFound {
+	if resp, _ = fetch(t, op, "GET", page+"/file", nil, "en"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("file download without the file: %d", resp.StatusCode)
 	}
 

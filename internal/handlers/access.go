@@ -108,7 +108,17 @@ func (s *Server) deny(c *gin.Context) {
 	c.Abort()
 }
 
+// auditDenied records a refusal. What a signed-in user was refused is
+// always audited; anonymous refusals are counted (a metric) and audited at
+// most once per client address per interval, so a flood of anonymous
+// requests cannot fill the append-only log.
 func (s *Server) auditDenied(c *gin.Context, reason string) {
+	if currentUser(c) == nil {
+		s.Metrics.AnonymousRefused.WithLabelValues(reason).Inc()
+		if !s.anonAudits.allow(c.ClientIP(), s.Now()) {
+			return
+		}
+	}
 	rec := s.auditContext(c).Record(audit.ActionAccessDenied, audit.Denied, audit.TargetRoute, c.Request.Method+" "+c.Request.URL.Path)
 	rec.Detail = map[string]any{"reason": reason}
 	if _, err := audit.Append(c.Request.Context(), s.DB.Gorm, s.Now(), rec); err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/models"
@@ -44,12 +46,21 @@ var routeAccess = map[string][]string{
 	"POST /account/two-factor":       signedInUsers,
 	"GET /account/two-factor/qr.png": signedInUsers,
 	"GET /admin/two-factor":          {admin},
+	// Approvals: request 1 does not exist, so allowed users get 404.
+	"GET /approvals":                 {operator, manager},
+	"GET /approvals/:id":             {operator, manager},
+	"POST /approvals/:id/withdraw":   {operator, manager},
+	"POST /approvals/:id/approve":    {manager},
+	"POST /approvals/:id/reject":     {manager},
+	"GET /admin/approvals":           {admin},
+	"POST /admin/approvals":          {admin}, // without its form's marker it changes nothing
 	"POST /admin/two-factor":         {admin}, // without its form's marker it changes nothing
 	"POST /admin/two-factor/reset":   {admin}, // without a user and a confirmation it changes nothing
 	"POST /logout":                   signedInUsers,
 	"GET /account":                   signedInUsers,
 	"GET /account/password":          signedInUsers,
 	"POST /account/password":         signedInUsers,
+	"POST /account/sessions/:id/end": signedInUsers,
 	"GET /stocks":                    {operator, manager, support},
 	"GET /stocks/:id":                {operator, manager, support},
 	"GET /stocks/new":                {operator, manager},
@@ -75,8 +86,8 @@ var routeAccess = map[string][]string{
 	"POST /stocks/:id/uploads":    {operator, manager},
 	"GET /uploads/:id":            {operator, manager, support},
 	"GET /uploads/:id/progress":   {operator, manager, support},
-	"GET /uploads/:id/report.csv": {operator, manager, support},
-	"GET /uploads/:id/file":       {operator, manager, support},
+	"GET /uploads/:id/report.csv": {operator, manager}, // codes: not support
+	"GET /uploads/:id/file":       {operator, manager},
 	"POST /uploads/:id/start":     {operator, manager},
 	"POST /uploads/:id/abandon":   {operator, manager},
 	"POST /uploads/:id/cancel":    {operator, manager},
@@ -87,11 +98,14 @@ var routeAccess = map[string][]string{
 	"GET /audit":            {manager},
 	"GET /audit/export.csv": {manager},
 	"GET /audit/verify":     {manager},
+	"POST /audit/verify":    {manager},
 	// User administration: admins only. The POSTs below reach user 1 with
 	// an empty form: each then changes nothing (a confirmation or a role is
 	// required, and enabling an enabled user is no change).
 	"GET /admin/users":                     {admin},
 	"GET /admin/users/new":                 {admin},
+	"GET /admin/users/locks":               {admin},
+	"POST /admin/users/locks/lift":         {admin},
 	"POST /admin/users":                    {admin},
 	"GET /admin/users/:id":                 {admin},
 	"POST /admin/users/:id/roles":          {admin},
@@ -147,6 +161,7 @@ func TestRouteAccess(t *testing.T) {
 					form = url.Values{}
 				}
 				before := h.countAudit(audit.ActionAccessDenied)
+				anonBefore := anonymousRefusals(h)
 				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), form, nil)
 				if resp.StatusCode >= 500 {
 					t.Fatalf("%s as %s: status %d: a server error is never an acceptable answer", key, who, resp.StatusCode)
@@ -157,8 +172,13 @@ func TestRouteAccess(t *testing.T) {
 				if refused == want {
 					t.Fatalf("%s as %s: status %d (Location %q); allowed = %v", key, who, resp.StatusCode, resp.Header.Get("Location"), want)
 				}
-				if refused && h.countAudit(audit.ActionAccessDenied) != before+1 {
+				// A signed-in user's refusal is audited; anonymous ones are
+				// counted, and audited at most once per client and interval.
+				if refused && who != anon && h.countAudit(audit.ActionAccessDenied) != before+1 {
 					t.Fatalf("refusal of %s to %s was not audited as denied", key, who)
+				}
+				if refused && who == anon && (anonymousRefusals(h) != anonBefore+1 || h.countAudit(audit.ActionAccessDenied) > before+1) {
+					t.Fatalf("anonymous refusal of %s: counted %v (was %v), %d audit entries", key, anonymousRefusals(h), anonBefore, h.countAudit(audit.ActionAccessDenied))
 				}
 			})
 		}
@@ -235,4 +255,16 @@ func TestCrossOriginPostRefused(t *testing.T) {
 			t.Fatalf("session after refused cross-origin requests: %d", resp.StatusCode)
 		}
 	})
+}
+
+// anonymousRefusals is the console_anonymous_refused_total counter, all
+// reasons together.
+func anonymousRefusals(h *harness) float64 {
+	var n float64
+	for _, reason := range []string{"sign_in_required", "not_allowed"} {
+		var m dto.Metric
+		_ = h.srv.Metrics.AnonymousRefused.WithLabelValues(reason).Write(&m)
+		n += m.GetCounter().GetValue()
+	}
+	return n
 }

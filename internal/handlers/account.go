@@ -2,17 +2,82 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
+	"voucherconsole/internal/audit"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/users"
 	"voucherconsole/web/templates"
 )
 
+// accountPage is the user's own account: their password, and the sessions
+// they are signed in with, each of which they can end.
 func (s *Server) accountPage(c *gin.Context) {
-	s.render(c, http.StatusOK, templates.AccountPage(templates.AccountProps{Page: s.page(c, "account.title")}))
+	p := s.page(c, "account.title")
+	list, err := s.sessions.Active(c.Request.Context(), currentUser(c).ID)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	props := templates.AccountProps{Page: p}
+	current := currentSessionID(c)
+	for _, se := range list {
+		props.Sessions = append(props.Sessions, templates.AccountSession{
+			ID: se.ID, Current: se.ID == current, ClientIP: se.ClientIP, UserAgent: se.UserAgent,
+			SignedIn: se.CreatedAt.In(s.loc).Format("2006-01-02 15:04"),
+			LastSeen: se.LastSeenAt.In(s.loc).Format("2006-01-02 15:04"),
+			Expires:  se.ExpiresAt.In(s.loc).Format("2006-01-02 15:04"),
+		})
+	}
+	s.render(c, http.StatusOK, templates.AccountPage(props))
+}
+
+// endSession ends one of the user's other sessions (POST
+// /account/sessions/:id/end), or all of them (:id "others").
+func (s *Server) endOwnSession(c *gin.Context) {
+	u := currentUser(c)
+	ctx := c.Request.Context()
+	t := s.localizer(c)
+	current := currentSessionID(c)
+	var ended int64
+	if c.Param("id") == "others" {
+		n, err := s.sessions.RevokeOthers(ctx, nil, u.ID, current)
+		if err != nil {
+			s.serverError(c, err)
+			return
+		}
+		ended = n
+	} else {
+		id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+		if err != nil || id <= 0 || id == current {
+			s.notFound(c)
+			return
+		}
+		ok, err := s.sessions.RevokeOwn(ctx, u.ID, id)
+		if err != nil {
+			s.serverError(c, err)
+			return
+		}
+		if !ok {
+			s.notFound(c)
+			return
+		}
+		ended = 1
+	}
+	if ended > 0 {
+		rec := s.auditContext(c).Record(audit.ActionSessionEnd, audit.Success, audit.TargetUser, fmt.Sprint(u.ID))
+		rec.Detail = map[string]any{"sessions_ended": ended, "which": c.Param("id")}
+		if _, err := audit.Append(ctx, s.DB.Gorm, s.Now(), rec); err != nil {
+			s.serverError(c, err)
+			return
+		}
+	}
+	s.setFlash(c, "success", t.T("account.sessions_ended", ended))
+	redirect(c, "/account")
 }
 
 func (s *Server) passwordPage(c *gin.Context) {
@@ -54,9 +119,13 @@ func (s *Server) changePassword(c *gin.Context) {
 			s.serverError(c, err)
 			return
 		default:
-			sess, _ := s.Sessions.Get(c.Request, sessionName)
-			sess.Values[sessVersion] = updated.SessionVersion
-			if err := sess.Save(c.Request, c.Writer); err != nil {
+			// This session goes on under the new version; every other one
+			// ends now, not merely on its next request.
+			if err := s.keepSessionVersion(c, updated.SessionVersion); err != nil {
+				s.serverError(c, err)
+				return
+			}
+			if _, err := s.sessions.RevokeOthers(c.Request.Context(), nil, u.ID, currentSessionID(c)); err != nil {
 				s.serverError(c, err)
 				return
 			}

@@ -297,8 +297,10 @@ func (s *Server) adminSetRoles(c *gin.Context) {
 	t := s.localizer(c)
 	next := fmt.Sprintf("/admin/users/%d", u.ID)
 	if changed && u.ID == currentUser(c).ID {
-		sess, _ := s.Sessions.Get(c.Request, sessionName)
-		sess.Values[sessVersion] = updated.SessionVersion
+		if err := s.keepSessionVersion(c, updated.SessionVersion); err != nil {
+			s.serverError(c, err)
+			return
+		}
 		if !updated.HasRole(models.RoleAdmin) {
 			next = "/"
 		}

@@ -176,14 +176,25 @@ func (s *Server) auditPage(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.AuditPage(props))
 		return
 	}
+	if err := s.resolveAuditFilter(c, &r); err != nil {
+		s.serverError(c, err)
+		return
+	}
 	page, err := audit.List(c.Request.Context(), s.DB.Search, r.filter, r.cursor, auditPageSize)
 	if err != nil {
 		s.serverError(c, err)
 		return
 	}
 	u := currentUser(c)
+	ctxv, err := s.entryContext(c, page.Entries)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
 	for i := range page.Entries {
-		props.Entries = append(props.Entries, s.entryView(p.T, u, &page.Entries[i], r.open))
+		v := s.entryView(p.T, u, &page.Entries[i], r.open)
+		ctxv.apply(p.T, &v, &page.Entries[i], s.loc)
+		props.Entries = append(props.Entries, v)
 	}
 	q := r.query()
 	if page.Newer > 0 {
@@ -325,9 +336,11 @@ func (s *Server) entryView(t i18n.Localizer, viewer *models.User, e *audit.Entry
 		numeric := isDigits(e.TargetID)
 		switch e.TargetType {
 		case audit.TargetStock:
-			v.TargetLink = "/stocks/" + url.PathEscape(e.TargetID)
+			// Linked by entryContext.apply, once it knows the stock exists.
 		case audit.TargetUpload:
-			v.TargetLink = "/uploads/" + url.PathEscape(e.TargetID)
+			if numeric {
+				v.TargetLink = "/uploads/" + e.TargetID
+			}
 		case audit.TargetUser:
 			if numeric && mayOpenUsers {
 				v.TargetLink = "/admin/users/" + e.TargetID
@@ -374,6 +387,10 @@ func (s *Server) auditExport(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.AuditPage(s.auditProps(c, p, r)))
 		return
 	}
+	if err := s.resolveAuditFilter(c, &r); err != nil {
+		s.serverError(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	rec := s.auditContext(c).Record(audit.ActionAuditExport, audit.Success, "", "")
 	rec.Detail = map[string]any{"filter": r.filter.Detail(), "format": "csv"}
@@ -389,7 +406,12 @@ func (s *Server) auditExport(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c.Status(http.StatusOK)
-	n, err := audit.Export(ctx, s.DB.Search, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush)
+	t := s.localizer(c)
+	header := make([]string, len(audit.ExportHeader))
+	for i, col := range audit.ExportHeader {
+		header[i] = t.T("audit.csv." + col)
+	}
+	n, err := audit.ExportWithHeader(ctx, s.DB.Search, c.Writer, r.filter, entry.Seq-1, s.loc, c.Writer.Flush, header)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			s.log(c).Info("audit export stopped: the client went away", "entries", n)
@@ -403,44 +425,105 @@ func (s *Server) auditExport(c *gin.Context) {
 	s.log(c).Info("audit exported", "entries", n, "export_seq", entry.Seq)
 }
 
-// auditVerify checks the whole chain and says whether it is intact, or
-// which entry breaks it and how.
+// auditVerify is the integrity page: the newest verification, which runs
+// in the background (started by auditVerifyStart) and records its progress
+// in the database, so the page reads one row on any instance, however long
+// the log.
 func (s *Server) auditVerify(c *gin.Context) {
 	p := s.page(c, "audit.verify.title")
-	res, err := audit.Verify(c.Request.Context(), s.DB.Gorm)
+	run, err := s.AuditVerifier.Latest(c.Request.Context())
 	if err != nil {
 		s.serverError(c, err)
 		return
 	}
 	t := p.T
-	props := templates.AuditVerifyProps{Page: p, Intact: res.Intact, Checked: res.Checked}
+	props := templates.AuditVerifyProps{Page: p, CanStart: true}
 	when := func(at time.Time) string {
 		return at.In(s.loc).Format("2006-01-02 15:04:05") + " " + zoneLabel(s.loc, at) + " / " + at.UTC().Format(time.RFC3339)
 	}
-	switch {
-	case res.Intact && res.Checked == 0:
-		props.Message = t.T("audit.verify.empty")
-	case res.Intact:
-		props.Message = t.T("audit.verify.intact", res.LastSeq, when(res.LastAt), res.Checked)
-		props.EntryURL = fmt.Sprintf("/audit?at=%d&open=%d#entry-%d", res.LastSeq, res.LastSeq, res.LastSeq)
-		// The newest hash, to note down elsewhere: a chain cannot tell by
-		// itself whether entries were cut off its end.
-		if last, err := audit.Get(c.Request.Context(), s.DB.Gorm, res.LastSeq); err == nil {
-			props.LastHash = last.Hash
+	entryURL := func(seq int64) string { return fmt.Sprintf("/audit?at=%d&open=%d#entry-%d", seq, seq, seq) }
+	if run == nil {
+		props.Never = true
+		s.render(c, http.StatusOK, templates.AuditVerifyPage(props))
+		return
+	}
+	now := s.Now()
+	switch run.Status {
+	case audit.RunRunning:
+		props.Running, props.CanStart = true, false
+		if run.Total > 0 {
+			props.Percent = int(min(100, run.Checked*100/run.Total))
 		}
+		props.Progress = t.T("audit.verify.running", num(run.Checked), num(run.Total), props.Percent, num(int64(run.Rate(now))))
+		if run.LastSeq > 0 && run.LastAt != nil {
+			props.Last = t.T("audit.verify.last_verified", run.LastSeq, when(*run.LastAt))
+			props.EntryURL = entryURL(run.LastSeq)
+		}
+	case audit.RunInterrupted:
+		props.Stopped = t.T("audit.verify.interrupted", when(run.StartedAt))
+	case audit.RunFailed:
+		props.Stopped = t.T("audit.verify.failed", when(run.StartedAt))
 	default:
-		props.Message = t.T("audit.verify.broken", res.BrokenSeq, t.T("audit.verify.problem."+string(res.Problem)))
-		if res.LastSeq > 0 {
-			props.Since = t.T("audit.verify.intact_until", res.LastSeq, when(res.LastAt))
-		} else {
-			props.Since = t.T("audit.verify.intact_none")
+		props.Done, props.Intact, props.Checked = true, run.Status == audit.RunIntact, run.Checked
+		var lastAt time.Time
+		if run.LastAt != nil {
+			lastAt = *run.LastAt
 		}
-		if res.Problem != audit.ProblemSequence && res.Problem != audit.ProblemTail {
-			props.EntryURL = fmt.Sprintf("/audit?at=%d&open=%d#entry-%d", res.BrokenSeq, res.BrokenSeq, res.BrokenSeq)
-		} else if res.LastSeq > 0 {
-			// The missing entry's place: the page from the last intact one.
-			props.EntryURL = fmt.Sprintf("/audit?at=%d&open=%d#entry-%d", res.LastSeq, res.LastSeq, res.LastSeq)
+		if run.FinishedAt != nil {
+			props.Finished = t.T("audit.verify.finished", when(*run.FinishedAt), run.StartedBy, num(run.Checked),
+				run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond).String())
+		}
+		switch {
+		case props.Intact && run.Checked == 0:
+			props.Message = t.T("audit.verify.empty")
+		case props.Intact:
+			props.Message = t.T("audit.verify.intact", run.LastSeq, when(lastAt), run.Checked)
+			props.EntryURL = entryURL(run.LastSeq)
+			// The newest hash, to note down elsewhere: a chain cannot tell by
+			// itself whether entries were cut off its end.
+			props.LastHash = run.LastHash
+		default:
+			props.Message = t.T("audit.verify.broken", run.BrokenSeq, t.T("audit.verify.problem."+string(run.Problem)))
+			if run.LastSeq > 0 {
+				props.Since = t.T("audit.verify.intact_until", run.LastSeq, when(lastAt))
+			} else {
+				props.Since = t.T("audit.verify.intact_none")
+			}
+			if run.Problem != audit.ProblemSequence && run.Problem != audit.ProblemTail {
+				props.EntryURL = entryURL(run.BrokenSeq)
+			} else if run.LastSeq > 0 {
+				// The missing entry's place: the page from the last intact one.
+				props.EntryURL = entryURL(run.LastSeq)
+			}
 		}
 	}
 	s.render(c, http.StatusOK, templates.AuditVerifyPage(props))
+}
+
+// verifyWait is how long starting a verification waits for it to finish
+// before showing the page: a short log shows its result at once, a long
+// one its progress.
+const verifyWait = time.Second
+
+// auditVerifyStart starts a verification in the background (unless one is
+// running on any instance) and shows the integrity page.
+func (s *Server) auditVerifyStart(c *gin.Context) {
+	ctx := c.Request.Context()
+	run, err := s.AuditVerifier.Start(ctx, currentUser(c).Username)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	for deadline := time.Now().Add(verifyWait); time.Now().Before(deadline); {
+		r, err := s.AuditVerifier.Latest(ctx)
+		if err != nil || r == nil || r.ID != run.ID || r.Status != audit.RunRunning {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	redirect(c, "/audit/verify")
 }

@@ -202,6 +202,9 @@ func (s *Server) deactivate(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, templates.DeactivatePage(props))
 		return
 	}
+	if s.requestApproval(c, st, f.Reason, props.FormToken) { // approvals.go: a second person first
+		return
+	}
 	done, err := s.Deactivate.Deactivate(ctx, ac, st, f.Reason, props.FormToken)
 	if done == nil {
 		done = st

@@ -52,6 +52,13 @@ var sandboxKeys = sync.OnceValues(sandbox.GenerateKeys)
 
 func newHarness(t *testing.T, db *database.DB) *harness {
 	t.Helper()
+	return newHarnessWith(t, db, nil)
+}
+
+// newHarnessWith is newHarness with the settings and the console's options
+// changed by edit before the console is built.
+func newHarnessWith(t *testing.T, db *database.DB, edit func(*config.Config, *app.Options)) *harness {
+	t.Helper()
 	dataDir := t.TempDir()
 	cfg, _, err := config.Load("console", nil, func(k string) string {
 		if k == "CONSOLE_DATA_DIR" {
@@ -66,8 +73,11 @@ func newHarness(t *testing.T, db *database.DB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := app.BuildWith(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		app.Options{DB: db, SandboxKeys: keys})
+	opts := app.Options{DB: db, SandboxKeys: keys}
+	if edit != nil {
+		edit(&cfg, &opts)
+	}
+	c, err := app.BuildWith(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,26 +27,51 @@ type loginForm struct {
 	Next     string `form:"next"`
 }
 
-// login checks the credentials and starts a fresh session. The old session's
-// values are discarded and a new session ID issued, so a session fixed before
-// sign-in is useless after it.
+// maxPasswordBytes bounds a typed password (the sign-in body is capped at a
+// few KB anyway).
+const maxPasswordBytes = 1024
+
+// login checks the credentials and starts a fresh server-side session; the
+// browser's previous session, if any, is revoked. A username that cannot be
+// one is refused before anything is counted, audited or echoed.
 func (s *Server) login(c *gin.Context) {
 	var f loginForm
 	_ = c.ShouldBind(&f)
+	p := s.page(c, "auth.sign_in_title")
+	refuse := func(status int, username string, errs templates.FieldErrors, msgID string) {
+		props := templates.LoginProps{Page: p, Username: username, Next: safeReturn(f.Next), Errors: errs}
+		if msgID != "" {
+			props.Error = p.T.T(msgID)
+		}
+		s.render(c, status, templates.LoginPage(props))
+	}
+	if users.ValidateUsername(f.Username) != nil {
+		s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(http.StatusUnprocessableEntity)).Inc()
+		refuse(http.StatusUnprocessableEntity, "", templates.FieldErrors{"username": p.T.T("auth.username_invalid")}, "")
+		return
+	}
+	if len(f.Password) > maxPasswordBytes {
+		refuse(http.StatusUnprocessableEntity, f.Username, templates.FieldErrors{"password": p.T.T("input.too_long", maxPasswordBytes)}, "")
+		return
+	}
 	u, err := s.Users.Authenticate(c.Request.Context(), s.auditContext(c), f.Username, f.Password)
 	if err != nil {
 		status, msg := http.StatusUnauthorized, "auth.bad_credentials"
 		switch {
 		case errors.Is(err, users.ErrThrottled):
 			status, msg = http.StatusTooManyRequests, "auth.throttled"
+			s.countThrottled("username")
+		case errors.Is(err, users.ErrClientThrottled):
+			status, msg = http.StatusTooManyRequests, "auth.client_throttled"
+			s.countThrottled("client")
+		case errors.Is(err, users.ErrBusy):
+			status, msg = http.StatusTooManyRequests, "auth.busy"
+			c.Header("Retry-After", "5")
 		case !errors.Is(err, users.ErrBadCredentials):
 			s.serverError(c, err)
 			return
 		}
-		p := s.page(c, "auth.sign_in_title")
-		s.render(c, status, templates.LoginPage(templates.LoginProps{
-			Page: p, Username: f.Username, Next: safeReturn(f.Next), Error: p.T.T(msg),
-		}))
+		refuse(status, f.Username, nil, msg)
 		return
 	}
 	if s.secondStep(c, u, f.Next) { // twofactor.go: a code is asked for first
@@ -54,19 +80,11 @@ func (s *Server) login(c *gin.Context) {
 	s.beginSession(c, u, f.Next)
 }
 
-// beginSession signs u in on a fresh session. The old session's values are
-// discarded and a new session ID issued, so a session fixed before sign-in
-// is useless after it.
+// beginSession signs u in on a fresh server-side session (startSession:
+// the browser's previous session is revoked, so a session fixed before
+// sign-in is useless after it) and goes on to next.
 func (s *Server) beginSession(c *gin.Context, u *models.User, next string) {
-	sess, _ := s.Sessions.Get(c.Request, sessionName)
-	for k := range sess.Values {
-		delete(sess.Values, k)
-	}
-	sess.Values[sessUserID] = u.ID
-	sess.Values[sessVersion] = u.SessionVersion
-	sess.Values[sessID] = newRequestID() + newRequestID()
-	sess.Options.MaxAge = sessionMaxAgeSecs
-	if err := sess.Save(c.Request, c.Writer); err != nil {
+	if err := s.startSession(c, u); err != nil {
 		s.serverError(c, err)
 		return
 	}
@@ -75,4 +93,8 @@ func (s *Server) beginSession(c *gin.Context, u *models.User, next string) {
 		return
 	}
 	redirect(c, safeReturn(next))
+}
+
+func (s *Server) countThrottled(scope string) {
+	s.Metrics.SignInThrottled.WithLabelValues(scope).Inc()
 }

@@ -8,7 +8,8 @@ import (
 	"voucherconsole/internal/audit"
 )
 
-// logout ends the session and audits it.
+// logout ends the session on the server, so a copy of the cookie saved
+// before is worthless, clears the cookie and audits it.
 func (s *Server) logout(c *gin.Context) {
 	u := currentUser(c)
 	rec := s.auditContext(c).Record(audit.ActionSignOut, audit.Success, audit.TargetUser, fmt.Sprint(u.ID))
@@ -16,10 +17,7 @@ func (s *Server) logout(c *gin.Context) {
 		s.serverError(c, err)
 		return
 	}
-	sess, _ := s.Sessions.Get(c.Request, sessionName)
-	sess.Values = map[any]any{}
-	sess.Options.MaxAge = -1
-	if err := sess.Save(c.Request, c.Writer); err != nil {
+	if err := s.endSession(c); err != nil {
 		s.serverError(c, err)
 		return
 	}

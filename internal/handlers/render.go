@@ -22,9 +22,11 @@ var navEntries = []struct{ path, label string }{
 	{"/", "nav.home"},
 	{"/stocks", "nav.stocks"},
 	{"/presend", "nav.presend"},
+	{"/approvals", "approvals.title"},
 	{"/audit", "nav.audit"},
 	{"/alerts", "alerts.nav"},
 	{"/admin/users", "nav.users"},
+	{"/admin/approvals", "approvals.policy_title"},
 	{"/admin/two-factor", "twofactor.admin_title"},
 }
 
@@ -137,14 +139,6 @@ func (s *Server) takeFlash(c *gin.Context) *templates.Flash {
 // redirect answers 303 See Other, the right answer to a form POST.
 func redirect(c *gin.Context, to string) {
 	c.Redirect(http.StatusSeeOther, to)
-}
-
-// safeReturn keeps a user-supplied return path on this site.
-func safeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
-		return "/"
-	}
-	return p
 }
 
 func isNotFound(err error) bool { return errors.Is(err, users.ErrNotFound) }

@@ -25,7 +25,7 @@ func (s *Server) routes() {
 	anyone := s.group(public)
 	anyone.GET("/healthz", s.healthz)
 	anyone.GET("/readyz", s.readyz)
-	anyone.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
+	anyone.GET("/metrics", s.metrics) // token or own listener: server.go
 	anyone.GET("/static/*file", staticHandler)
 	anyone.GET("/login", s.loginPage)
 	anyone.POST("/login", s.login)
@@ -42,7 +42,8 @@ func (s *Server) routes() {
 	users.GET("/account", s.accountPage)
 	users.GET("/account/password", s.passwordPage)
 	users.POST("/account/password", s.changePassword)
-	users.GET("/alerts", s.alertsPage) // alerts.go: each sees the alerts meant for their roles
+	users.POST("/account/sessions/:id/end", s.endOwnSession) // account.go; :id "others" ends all but this one
+	users.GET("/alerts", s.alertsPage)                       // alerts.go: each sees the alerts meant for their roles
 	users.POST("/alerts/read", s.alertsMarkRead)
 	users.GET("/account/two-factor", s.twoFactorPage)
 	users.POST("/account/two-factor", s.twoFactorConfirm)
@@ -69,8 +70,8 @@ func (s *Server) routes() {
 	// readers follow them and download the report.
 	readersOnly.GET("/uploads/:id", s.uploadPage)
 	readersOnly.GET("/uploads/:id/progress", s.uploadProgress)
-	readersOnly.GET("/uploads/:id/report.csv", s.uploadReport)
-	readersOnly.GET("/uploads/:id/file", s.uploadFile)
+	ops.GET("/uploads/:id/report.csv", s.uploadReport) // codes: operators and managers only; support sees counts
+	ops.GET("/uploads/:id/file", s.uploadFile)
 	ops.GET("/stocks/:id/uploads/new", s.uploadNewPage)
 	ops.POST("/stocks/:id/uploads", s.uploadCreate)
 	ops.POST("/uploads/:id/start", s.uploadStart)
@@ -78,20 +79,34 @@ func (s *Server) routes() {
 	ops.POST("/uploads/:id/cancel", s.uploadCancel)
 	ops.POST("/uploads/:id/resume", s.uploadResume)
 
+	// Approvals (approvals.go): operators follow and withdraw their own
+	// requests; managers see all and decide them, never their own (the
+	// service refuses the requester).
+	ops.GET("/approvals", s.approvalsPage)
+	ops.GET("/approvals/:id", s.approvalPage)
+	ops.POST("/approvals/:id/withdraw", s.approvalWithdraw)
+
 	managers := s.group(roles(models.RoleManager))
+	managers.POST("/approvals/:id/approve", s.approvalApprove)
+	managers.POST("/approvals/:id/reject", s.approvalReject)
 	managers.GET("/audit", s.auditPage)
 	managers.GET("/audit/export.csv", s.auditExport)
 	managers.GET("/audit/verify", s.auditVerify)
+	managers.POST("/audit/verify", s.auditVerifyStart)
 
 	admins := s.group(roles(models.RoleAdmin))
 	admins.GET("/admin/users", s.adminUsersPage)
 	admins.GET("/admin/users/new", s.adminUserNewPage)
+	admins.GET("/admin/users/locks", s.adminLocksPage) // admin_locks.go: sign-in locks, lifted by an admin
+	admins.POST("/admin/users/locks/lift", s.adminLiftLock)
 	admins.POST("/admin/users", s.adminUserAdd)
 	admins.GET("/admin/users/:id", s.adminUserPage)
 	admins.POST("/admin/users/:id/roles", s.adminSetRoles)
 	admins.POST("/admin/users/:id/disable", s.adminUserDisable)
 	admins.POST("/admin/users/:id/enable", s.adminUserEnable)
 	admins.POST("/admin/users/:id/reset-password", s.adminResetPassword)
+	admins.GET("/admin/approvals", s.approvalPolicyPage)
+	admins.POST("/admin/approvals", s.approvalPolicySet)
 	admins.GET("/admin/two-factor", s.adminTwoFactorPage)
 	admins.POST("/admin/two-factor", s.adminSetTwoFactorRoles)
 	admins.POST("/admin/two-factor/reset", s.adminResetTwoFactor)

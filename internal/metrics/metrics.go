@@ -17,6 +17,13 @@ type Metrics struct {
 	HTTPDuration *prometheus.HistogramVec
 	WxPayCalls   *prometheus.CounterVec
 	AuditAppends prometheus.Counter
+	// InputRefused counts requests refused for their input (too large,
+	// not text) before any handler; AnonymousRefused counts refusals of
+	// anonymous requests, which are audited at most once per client and
+	// interval.
+	InputRefused     *prometheus.CounterVec
+	AnonymousRefused *prometheus.CounterVec
+	SignInThrottled  *prometheus.CounterVec
 }
 
 // New registers the collectors on a fresh registry.
@@ -41,7 +48,20 @@ func New() *Metrics {
 			Help: "Audit entries written by this process.",
 		}),
 	}
+	m.InputRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "console_input_refused_total",
+		Help: "Requests refused for their input before any handler, by status.",
+	}, []string{"status"})
+	m.AnonymousRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "console_anonymous_refused_total",
+		Help: "Anonymous requests refused by the route table, by reason.",
+	}, []string{"reason"})
+	m.SignInThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "console_sign_in_throttled_total",
+		Help: "Sign-ins refused by the throttle, by what was locked (username or client).",
+	}, []string{"scope"})
 	m.Registry.MustRegister(m.HTTPRequests, m.HTTPDuration, m.WxPayCalls, m.AuditAppends,
+		m.InputRefused, m.AnonymousRefused, m.SignInThrottled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

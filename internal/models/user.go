@@ -74,10 +74,19 @@ func (u *User) HasAnyRole(rs ...Role) bool {
 	return slices.ContainsFunc(rs, u.HasRole)
 }
 
-// LoginThrottle counts failed sign-ins for one username.
-type LoginThrottle struct {
-	Username    string `gorm:"primaryKey"`
-	Failures    int
-	LockedUntil *time.Time
-	UpdatedAt   time.Time
+// Throttle scopes: what a sign-in throttle row counts attempts of.
+const (
+	ThrottleUsername = "username"
+	ThrottleClient   = "client"
+)
+
+// SignInThrottle counts sign-in attempts of one username or one client
+// address; when there were too many it is locked until LockedUntil.
+type SignInThrottle struct {
+	Scope          string `gorm:"primaryKey"`
+	Subject        string `gorm:"primaryKey"`
+	Attempts       int
+	LockedUntil    *time.Time
+	RefusalAudited bool // a refused attempt during this lock was audited already
+	UpdatedAt      time.Time
 }

@@ -132,3 +132,43 @@ func (s *Service) SetThreshold(ctx context.Context, ac audit.Context, id int64, 
 		return err
 	})
 }
+
+// Brief is what other pages show of a stock they mention.
+type Brief struct {
+	ID              int64
+	Kind            models.StockKind
+	StockID         string
+	ProductCouponID string
+	Name            string
+}
+
+// Briefs returns the stocks with these IDs that exist, by ID.
+func (s *Service) Briefs(ctx context.Context, ids []int64) (map[int64]Brief, error) {
+	out := map[int64]Brief{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var bs []Brief
+	if err := s.DB.WithContext(ctx).Model(&models.Stock{}).Select("id, kind, stock_id, product_coupon_id, name").
+		Where("id IN ?", ids).Scan(&bs).Error; err != nil {
+		return nil, fmt.Errorf("stock briefs: %w", err)
+	}
+	for _, b := range bs {
+		out[b.ID] = b
+	}
+	return out, nil
+}
+
+// MatchIDs returns the IDs of up to limit stocks a search term finds (as the
+// stock list searches: ID prefixes, part of the name).
+func (s *Service) MatchIDs(ctx context.Context, term string, limit int) ([]int64, error) {
+	list, _, err := s.List(ctx, ListQuery{Q: term, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(list))
+	for i, st := range list {
+		ids[i] = st.ID
+	}
+	return ids, nil
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -29,9 +30,9 @@ const BatchSize = 200
 // Sizes of the chunks the check writes in, each in a short transaction so the
 // single connection of the embedded database is never held for long.
 const (
-	problemsPerWrite = 1000
-	batchesPerWrite  = 25
-	knownLookup      = 500 // codes looked up in stock_codes at once
+	problemsPerWrite = 5000
+	batchesPerWrite  = 100
+	knownLookup      = 5000 // codes looked up in stock_codes in one statement
 )
 
 // FileError means the file cannot be used at all (not text, no code column,
@@ -91,31 +92,69 @@ func (s *Service) OpenFile(ctx context.Context, u *Upload) (filestore.File, erro
 // the rows that will not be sent (invalid, duplicate in the file, already
 // uploaded to the stock by the console) and fixes the batches of the codes
 // to send, each with its request number, without sending anything. A file
-// that cannot be used leaves nothing behind: no upload, no file.
+// that cannot be used, or a check whose ctx ends, leaves nothing behind: no
+// upload, no rows, no file.
 func (s *Service) Check(ctx context.Context, ac audit.Context, in CheckInput) (*Upload, error) {
-	kind, ok := KindOf(in.Stock)
-	if !ok || !stocks.CanUpload(in.Stock) {
-		return nil, ErrCannotUpload
-	}
-	u, err := s.receive(ctx, in)
+	u, err := s.Receive(ctx, ac, in)
 	if err != nil {
-		s.auditCheckFailure(ctx, ac, in, err)
 		return nil, err
 	}
-	if err := s.check(ctx, ac, u, in.Stock, kind); err != nil {
-		s.discard(u)
-		s.auditCheckFailure(ctx, ac, in, err)
+	if err := s.CheckReceived(ctx, ac, u, in.Stock); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-func (s *Service) auditCheckFailure(ctx context.Context, ac audit.Context, in CheckInput, cause error) {
-	rec := ac.Record(ActionCheck, audit.Failure, audit.TargetStock, strconv.FormatInt(in.Stock.ID, 10))
-	rec.Detail = map[string]any{"file_name": in.FileName, "error": cause.Error()}
+// Receive keeps the file of an upload to check (status checking); on error
+// nothing is kept.
+func (s *Service) Receive(ctx context.Context, ac audit.Context, in CheckInput) (*Upload, error) {
+	if _, ok := KindOf(in.Stock); !ok || !stocks.CanUpload(in.Stock) {
+		return nil, ErrCannotUpload
+	}
+	u, err := s.receive(ctx, in)
+	if err != nil {
+		s.auditCheckFailure(ctx, ac, in.Stock.ID, in.FileName, err)
+		return nil, err
+	}
+	return u, nil
+}
+
+// CheckReceived checks a received upload for its stock. On error, including
+// the end of ctx, the upload is removed with its rows and its file.
+func (s *Service) CheckReceived(ctx context.Context, ac audit.Context, u *Upload, st *models.Stock) error {
+	kind, ok := KindOf(st)
+	if !ok || !stocks.CanUpload(st) {
+		s.discard(u)
+		return ErrCannotUpload
+	}
+	if err := s.check(ctx, ac, u, st, kind, nil); err != nil {
+		s.discard(u)
+		s.auditCheckFailure(ctx, ac, st.ID, u.FileName, err)
+		return err
+	}
+	return nil
+}
+
+func (s *Service) auditCheckFailure(ctx context.Context, ac audit.Context, stockRef int64, fileName string, cause error) {
+	rec := ac.Record(ActionCheck, audit.Failure, audit.TargetStock, strconv.FormatInt(stockRef, 10))
+	rec.Detail = map[string]any{"file_name": cleanFileName(fileName), "error": auditError(ctx, cause)}
 	if _, err := audit.Append(context.WithoutCancel(ctx), s.DB.Gorm, s.now(), rec); err != nil {
 		s.log().Error("audit failed upload check", "err", err)
 	}
+}
+
+// auditError is what the audit log says of a failed check: the file's
+// problem, or that the request ended; never an internal error's text.
+func auditError(ctx context.Context, err error) string {
+	var fe *FileError
+	var tl *TooLargeError
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return "request_ended"
+	case errors.As(err, &fe), errors.As(err, &tl), errors.Is(err, ErrEmptyFile), errors.Is(err, ErrNoRows), errors.Is(err, ErrCannotUpload):
+		return err.Error()
+	}
+	return "internal_error"
 }
 
 // receive streams the file to the file store, hashing it, and records the
@@ -214,8 +253,10 @@ type codeRow struct {
 	row  int
 }
 
-func (s *Service) check(ctx context.Context, ac audit.Context, u *Upload, st *models.Stock, kind codefile.Kind) error {
-	f, err := s.files().Open(ctx, u.FilePath)
+// check reads the file and stores what it finds; read, when not nil, counts
+// the bytes read so far.
+func (s *Service) check(ctx context.Context, ac audit.Context, u *Upload, st *models.Stock, kind codefile.Kind, read *atomic.Int64) error {
+	f, err := s.OpenFile(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -224,7 +265,7 @@ func (s *Service) check(ctx context.Context, ac audit.Context, u *Upload, st *mo
 		// The request numbers of an upload's batches are this plus the batch
 		// number: unique, and within both endpoints' alphabets and lengths.
 		reqBase: wxops.NewRequestNo("UP", time.Now(), 24)}
-	sum, err := codefile.Read(ctx, f, kind, c.row)
+	sum, err := codefile.Read(ctx, &countingFile{File: f, n: read}, kind, c.row)
 	if err == nil {
 		err = c.finish()
 	}
@@ -309,14 +350,9 @@ func (c *checker) resolve() error {
 	for i, cr := range c.lookup {
 		codes[i] = cr.code
 	}
-	var known []string
-	if err := c.s.DB.Gorm.WithContext(c.ctx).Model(&StockCode{}).
-		Where("stock_ref = ? AND code IN ?", c.stockRef, codes).Pluck("code", &known).Error; err != nil {
+	isKnown, err := c.s.knownCodes(c.ctx, c.stockRef, codes)
+	if err != nil {
 		return fmt.Errorf("look up uploaded codes: %w", err)
-	}
-	isKnown := make(map[string]bool, len(known))
-	for _, k := range known {
-		isKnown[k] = true
 	}
 	for _, cr := range c.lookup {
 		if isKnown[cr.code] {
@@ -367,7 +403,7 @@ func (c *checker) flushProblems() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	if err := c.s.DB.Gorm.WithContext(c.ctx).CreateInBatches(c.problems, 500).Error; err != nil {
+	if err := c.s.insertRows(c.ctx, "upload_problems", problemCols, problemRows(c.problems)); err != nil {
 		return fmt.Errorf("store problems: %w", err)
 	}
 	c.problems = c.problems[:0]
@@ -378,7 +414,7 @@ func (c *checker) flushBatches() error {
 	if len(c.batches) == 0 {
 		return nil
 	}
-	if err := c.s.DB.Gorm.WithContext(c.ctx).Create(&c.batches).Error; err != nil {
+	if err := c.s.insertRows(c.ctx, "upload_batches", batchCols, batchRows(c.batches)); err != nil {
 		return fmt.Errorf("store batches: %w", err)
 	}
 	c.batches = c.batches[:0]
@@ -396,4 +432,19 @@ func (c *checker) finish() error {
 		return err
 	}
 	return c.flushProblems()
+}
+
+// countingFile counts what is read of a file (for the check's progress)
+// and still tells its size (which sizes codefile's duplicate table).
+type countingFile struct {
+	filestore.File
+	n *atomic.Int64
+}
+
+func (c *countingFile) Read(p []byte) (int, error) {
+	n, err := c.File.Read(p)
+	if c.n != nil {
+		c.n.Add(int64(n))
+	}
+	return n, err
 }

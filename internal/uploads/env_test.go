@@ -95,7 +95,8 @@ func (sb *sandboxServer) wxConfig() wxpay.Config {
 		BaseURL: sb.URL, MchID: cr.MchID, MchSerial: cr.MchSerial, MchKey: cr.MchKey,
 		SPMchID: cr.SPMchID, SPSerial: cr.SPSerial, SPKey: cr.SPKey,
 		BrandID: cr.BrandID, BrandSerial: cr.BrandSerial, BrandKey: cr.BrandKey,
-		PubKeyID: cr.PubKeyID, PubKey: cr.PubKey,
+		MchPubKeyID: cr.MchPubKeyID, MchPubKey: cr.MchPubKey, SPPubKeyID: cr.SPPubKeyID, SPPubKey: cr.SPPubKey,
+		BrandPubKeyID: cr.BrandPubKeyID, BrandPubKey: cr.BrandPubKey,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 	}
 }

@@ -142,6 +142,12 @@ func limitOf(req *http.Request) string {
 // instead of the client's per-process limiter. A zero rate keeps the
 // endpoint's configured client-side rate.
 func NewUploadClient(cfg wxpay.Config, lim *RateLimiter, rate wxpay.Rate) (*wxpay.Client, error) {
+	return NewUploadClientVia(cfg, lim, rate, nil)
+}
+
+// NewUploadClientVia is NewUploadClient over the transport base (nil: a
+// pooled HTTP transport); the in-process sandbox is reached through its own.
+func NewUploadClientVia(cfg wxpay.Config, lim *RateLimiter, rate wxpay.Rate, base http.RoundTripper) (*wxpay.Client, error) {
 	rates := map[wxpay.Endpoint]wxpay.Rate{}
 	for e, r := range cfg.Rates {
 		rates[e] = r
@@ -164,7 +170,10 @@ func NewUploadClient(cfg wxpay.Config, lim *RateLimiter, rate wxpay.Rate) (*wxpa
 		rates[e] = wxpay.Rate{N: -1} // the shared limiter is in charge
 	}
 	cfg.Rates = rates
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConnsPerHost = 64
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		base = t
+	}
 	return wxpay.NewClient(cfg, &http.Client{Transport: &limitedTransport{base: base, lim: lim, interval: interval}})
 }

@@ -3,11 +3,12 @@ package uploads
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"io"
 	"strconv"
 	"time"
+
+	"voucherconsole/internal/csvcell"
 )
 
 // Progress is what the upload page shows while sending, and what
@@ -156,8 +157,8 @@ func (s *Service) WriteReport(ctx context.Context, u *Upload, w io.Writer, text 
 	if _, err := bw.WriteString("\uFEFF"); err != nil {
 		return err
 	}
-	cw := csv.NewWriter(bw)
-	cw.UseCRLF = true // what Excel writes and expects
+	cw := csvcell.NewWriter(bw) // every cell escaped for spreadsheets: invalid codes are typed by anyone
+	cw.UseCRLF(true)            // what Excel writes and expects
 	if err := cw.Write(text.Header); err != nil {
 		return err
 	}

@@ -123,6 +123,7 @@ func (s *Service) work(ctx context.Context, id int64) error {
 			return err
 		}
 		if done != nil {
+			s.analyzeCodes(bg)
 			s.refreshStock(bg, done)
 		}
 		return nil

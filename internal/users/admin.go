@@ -93,7 +93,7 @@ func (s *Service) ResetPassword(ctx context.Context, ac audit.Context, id int64)
 	}
 	// A reset also lifts a sign-in lock on the username: the admin has just
 	// handed the user a password.
-	if err := s.DB.WithContext(ctx).Where("username = ?", u.Username).Delete(&models.LoginThrottle{}).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Where("scope = ? AND subject = ?", models.ThrottleUsername, u.Username).Delete(&models.SignInThrottle{}).Error; err != nil {
 		return nil, "", err
 	}
 	return u, pw, nil

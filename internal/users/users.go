@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/clock"
@@ -45,8 +44,15 @@ func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpa
 type Service struct {
 	DB          *gorm.DB
 	Now         clock.Func
-	MaxFailures int
-	Lockout     time.Duration
+	MaxFailures int // failed sign-ins of a username before it is locked
+	// MaxClientFailures is failed sign-ins from one client address before
+	// it is locked (0: 20).
+	MaxClientFailures int
+	Lockout           time.Duration
+	// MaxHashes caps password hashes computed at once (0: 4).
+	MaxHashes int
+
+	hashes hashSlots
 }
 
 // ValidatePassword checks a new password's strength.
@@ -69,7 +75,7 @@ func (s *Service) Add(ctx context.Context, ac audit.Context, username, password 
 	if len(roles) == 0 {
 		return nil, ErrNoRoles
 	}
-	hash, err := HashPassword(password)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -154,27 +160,41 @@ func (s *Service) ByID(ctx context.Context, id int64) (*models.User, error) {
 // for an unknown user takes as long as one for a known user.
 var dummyHash, _ = HashPassword("not-a-real-password")
 
-// Authenticate checks a sign-in. Failed attempts for a username are counted in
-// the database; after MaxFailures in a row the username is refused, even with
-// the right password, until Lockout has passed. Every outcome is audited.
+// Authenticate checks a sign-in. The attempt is first counted against the
+// username and the client address (ac.ClientIP) in the database — so the
+// limits hold across instances and parallel guesses cannot all be checked —
+// and refused if either is locked or at its limit; only then is the
+// password hashed, in one of MaxHashes slots. After MaxFailures failed
+// attempts for a username, or MaxClientFailures from an address, it is
+// locked for Lockout (an admin can lift the lock). Every outcome is
+// audited, except that a locked subject's refusals are audited once per
+// lock.
 func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, password string) (*models.User, error) {
 	username = NormalizeUsername(username)
+	if ValidateUsername(username) != nil {
+		return nil, ErrBadCredentials // not a username: nothing to count or record
+	}
 	now := s.Now.UTC()
 	db := s.DB.WithContext(ctx)
+	ac.Actor = username
+	ks := s.keys(username, ac.ClientIP)
 
-	var th models.LoginThrottle
-	err := db.Where("username = ?", username).Take(&th).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+	ref, err := s.reserve(ctx, ks, now)
+	if err != nil {
 		return nil, err
 	}
-	ac.Actor = username
-	if th.LockedUntil != nil && th.LockedUntil.After(now) {
-		rec := ac.Record(audit.ActionSignInThrottled, audit.Denied, audit.TargetUser, username)
-		rec.Detail = map[string]any{"locked_until": th.LockedUntil.UTC().Format(time.RFC3339)}
-		if _, err := audit.Append(ctx, db, now, rec); err != nil {
-			return nil, err
+	if ref != nil {
+		if ref.audit {
+			rec := ac.Record(audit.ActionSignInThrottled, audit.Denied, audit.TargetUser, username)
+			rec.Detail = map[string]any{"locked": ref.key.scope}
+			if ref.lockedUntil != nil {
+				rec.Detail["locked_until"] = ref.lockedUntil.UTC().Format(time.RFC3339)
+			}
+			if _, err := audit.Append(ctx, db, now, rec); err != nil {
+				return nil, err
+			}
 		}
-		return nil, ErrThrottled
+		return nil, ref.err()
 	}
 
 	var u models.User
@@ -187,8 +207,10 @@ func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, 
 	if found {
 		hash = u.PasswordHash
 	}
-	ok, err := CheckPassword(hash, password)
+	ok, err := s.checkPassword(ctx, hash, password)
 	if err != nil {
+		// The reservation stays counted: a sign-in that could not be
+		// checked is not a success.
 		return nil, err
 	}
 	if !found || !ok || u.Disabled {
@@ -200,16 +222,15 @@ func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, 
 			reason = "disabled"
 		}
 		err := db.Transaction(func(tx *gorm.DB) error {
-			if err := s.countFailure(tx, username, now); err != nil {
-				return err
-			}
 			rec := ac.Record(audit.ActionSignInFailed, audit.Failure, audit.TargetUser, username)
 			rec.Detail = map[string]any{"reason": reason}
 			if found {
 				rec.ActorID = &u.ID
 			}
-			_, err := audit.Append(ctx, tx, now, rec)
-			return err
+			if _, err := audit.Append(ctx, tx, now, rec); err != nil {
+				return err
+			}
+			return s.failed(ctx, tx, ac, ks, now)
 		})
 		if err != nil {
 			return nil, err
@@ -218,7 +239,7 @@ func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, 
 	}
 
 	err = db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("username = ?", username).Delete(&models.LoginThrottle{}).Error; err != nil {
+		if err := s.succeeded(tx, ks, now); err != nil {
 			return err
 		}
 		ac.ActorID, ac.Roles = &u.ID, roleNames(u.RoleList())
@@ -231,22 +252,6 @@ func (s *Service) Authenticate(ctx context.Context, ac audit.Context, username, 
 	return &u, nil
 }
 
-func (s *Service) countFailure(tx *gorm.DB, username string, now time.Time) error {
-	err := tx.Clauses(clause.OnConflict{
-		Columns: []clause.Column{{Name: "username"}},
-		DoUpdates: clause.Assignments(map[string]any{
-			"failures":   gorm.Expr("login_throttles.failures + 1"),
-			"updated_at": now,
-		}),
-	}).Create(&models.LoginThrottle{Username: username, Failures: 1, UpdatedAt: now}).Error
-	if err != nil {
-		return err
-	}
-	return tx.Model(&models.LoginThrottle{}).
-		Where("username = ? AND failures >= ?", username, s.MaxFailures).
-		Updates(map[string]any{"locked_until": now.Add(s.Lockout), "failures": 0}).Error
-}
-
 // ChangePassword sets a user's own new password after checking the current
 // one, clears the must-change flag and ends the user's other sessions.
 func (s *Service) ChangePassword(ctx context.Context, ac audit.Context, id int64, current, next string) (*models.User, error) {
@@ -254,7 +259,7 @@ func (s *Service) ChangePassword(ctx context.Context, ac audit.Context, id int64
 	if err != nil {
 		return nil, err
 	}
-	ok, err := CheckPassword(u.PasswordHash, current)
+	ok, err := s.checkPassword(ctx, u.PasswordHash, current)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +272,7 @@ func (s *Service) ChangePassword(ctx context.Context, ac audit.Context, id int64
 	if next == current {
 		return nil, ErrSamePassword
 	}
-	hash, err := HashPassword(next)
+	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func TestAuthenticateAndThrottle(t *testing.T) {
 		for range 5 {
 			want = append(want, audit.ActionSignInFailed)
 		}
-		want = append(want, audit.ActionSignInThrottled, audit.ActionSignIn)
+		want = append(want, audit.ActionSignInLocked, audit.ActionSignInThrottled, audit.ActionSignIn)
 		if len(actions) != len(want) {
 			t.Fatalf("audit actions %v, want %v", actions, want)
 		}

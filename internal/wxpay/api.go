@@ -20,7 +20,7 @@ const (
 
 // call builds the request, runs it and decodes the reply into out; it also
 // returns the verified body, which the read replies keep as Raw.
-func (c *Client) call(ctx context.Context, e Endpoint, method string, who identity, path string, payload, out any) (Meta, []byte, error) {
+func (c *Client) call(ctx context.Context, e Endpoint, method string, who *acct, path string, payload, out any) (Meta, []byte, error) {
 	r, err := c.newRequest(e, method, who, path, payload)
 	if err != nil {
 		return Meta{}, nil, err

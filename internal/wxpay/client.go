@@ -4,8 +4,9 @@
 // coupon bundles, and reading stocks back.
 //
 // Every request is signed (package signing) under the scheme of the identity
-// that owns the endpoint, and every 2xx reply is verified with the WeChat Pay
-// public key before it is decoded. Calls are retried with exponential
+// that owns the endpoint, and every 2xx reply is verified, before it is
+// decoded, the way that identity's account verifies: with its WeChat Pay
+// public key, or with the platform certificate the reply names. Calls are retried with exponential
 // backoff and full jitter on 5xx, 429 and transport errors, resending the
 // identical body (so the same request number), fail over to the fallback
 // host, and are held to per-endpoint client-side rate limits.
@@ -14,7 +15,6 @@ package wxpay
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +65,7 @@ type Client struct {
 	hosts    [2]*url.URL // primary, fallback (nil if none)
 	limits   *limiters
 	newNonce func() string // signing.NewNonce; replaced by signature-vector tests
+	accts    [3]*acct      // merchant, service provider, brand
 
 	// failoverUntil (Unix nanoseconds on cfg.Now's clock) makes calls start
 	// on the fallback host until then.
@@ -86,6 +87,7 @@ func NewClient(cfg Config, hc *http.Client) (*Client, error) {
 		hc:       hc,
 		limits:   &limiters{rates: cfg.Rates, m: map[string]*limiter{}},
 		newNonce: signing.NewNonce,
+		accts:    newAccts(cfg),
 	}
 	var err error
 	if c.hosts[0], err = url.Parse(strings.TrimSuffix(cfg.BaseURL, "/")); err != nil {
@@ -105,26 +107,9 @@ func (c *Client) Config() Config { return c.cfg }
 // String describes the client without key material.
 func (c *Client) String() string { return "wxpay.Client{" + c.cfg.String() + "}" }
 
-// identity is who signs a request.
-type identity struct {
-	scheme signing.Scheme
-	id     string
-	serial string
-	key    *rsa.PrivateKey
-	what   string // for ErrNotConfigured
-}
-
-func (c *Client) merchant() identity {
-	return identity{signing.SchemeMerchant, c.cfg.MchID, c.cfg.MchSerial, c.cfg.MchKey, "merchant (MchID, MchSerial, MchKey)"}
-}
-
-func (c *Client) serviceProvider() identity {
-	return identity{signing.SchemeMerchant, c.cfg.SPMchID, c.cfg.SPSerial, c.cfg.SPKey, "service provider (SPMchID, SPSerial, SPKey)"}
-}
-
-func (c *Client) brand() identity {
-	return identity{signing.SchemeBrand, c.cfg.BrandID, c.cfg.BrandSerial, c.cfg.BrandKey, "brand (BrandID, BrandSerial, BrandKey)"}
-}
+func (c *Client) merchant() *acct        { return c.accts[0] }
+func (c *Client) serviceProvider() *acct { return c.accts[1] }
+func (c *Client) brand() *acct           { return c.accts[2] }
 
 // request is one API call, fixed before the first attempt so that every
 // attempt sends the same bytes.
@@ -132,9 +117,14 @@ type request struct {
 	endpoint Endpoint
 	method   string
 	path     string // escaped path and query, from the API root
-	who      identity
+	who      *acct
 	body     []byte     // nil for GET
 	pre      *presigned // the first attempt's signature, made ahead; nil: sign when sending
+	// serialRequired: the document requires Wechatpay-Serial (001, 004).
+	serialRequired bool
+	// verify, if set, replaces the reply verification (the certificate
+	// download verifies with what it delivers).
+	verify func(ctx context.Context, h http.Header, body []byte, seen time.Time) error
 }
 
 // presigned is a request's Authorization made before the call for one host.
@@ -200,8 +190,9 @@ func escapePath(template string, values ...string) (string, error) {
 	return b.String(), nil
 }
 
-func (c *Client) newRequest(e Endpoint, method string, who identity, path string, payload any) (request, error) {
-	r := request{endpoint: e, method: method, path: path, who: who}
+func (c *Client) newRequest(e Endpoint, method string, who *acct, path string, payload any) (request, error) {
+	r := request{endpoint: e, method: method, path: path, who: who,
+		serialRequired: e == EndpointDeactivateProductCouponStock || e == EndpointPreSendCouponBundle}
 	if who.id == "" || who.serial == "" || who.key == nil {
 		return r, fmt.Errorf("%w: %s needs the %s", ErrNotConfigured, e, who.what)
 	}
@@ -218,8 +209,15 @@ func (c *Client) newRequest(e Endpoint, method string, who identity, path string
 }
 
 // do runs the call: rate limit, sign, send, retry, fail over, verify, and
-// decode the reply into out. It returns the verified reply body too.
+// decode the reply into out. It returns the verified reply body too. The
+// outcome is noted in the shared State.
 func (c *Client) do(ctx context.Context, r request, out any) (Meta, []byte, error) {
+	meta, body, err := c.attempts(ctx, r, out)
+	c.cfg.State.note(r.endpoint, meta, err, c.cfg.Now())
+	return meta, body, err
+}
+
+func (c *Client) attempts(ctx context.Context, r request, out any) (Meta, []byte, error) {
 	var meta Meta
 	lim := c.limits.get(r.endpoint, r.who.id, c.cfg.Now)
 	host := c.startHost()
@@ -265,12 +263,20 @@ func (c *Client) do(ctx context.Context, r request, out any) (Meta, []byte, erro
 		} else {
 			meta.RequestID = header.Get(signing.HeaderRequestID)
 			if status >= 200 && status < 300 {
-				if err := VerifyReply(c.cfg.PubKey, c.cfg.PubKeyID, c.cfg.Now(), header, body); err != nil {
+				seen := c.cfg.Now()
+				verify := r.verify
+				if verify == nil {
+					verify = func(ctx context.Context, h http.Header, body []byte, seen time.Time) error {
+						return c.verifyReply(ctx, r.who, h, body, seen, nil)
+					}
+				}
+				if err := verify(ctx, header, body, seen); err != nil {
 					// Not retried: a forged or replayed reply will not get
 					// better, and a genuine one means the call went through.
 					return meta, nil, &ReplyError{Endpoint: string(r.endpoint), Host: base.Host, RequestID: meta.RequestID, Err: err}
 				}
-				if out != nil {
+				// A signed reply without a body (204) has nothing to decode.
+				if out != nil && len(body) > 0 {
 					if err := json.Unmarshal(body, out); err != nil {
 						return meta, nil, &ReplyError{Endpoint: string(r.endpoint), Host: base.Host, RequestID: meta.RequestID, Err: fmt.Errorf("decode reply: %w", err)}
 					}
@@ -322,7 +328,13 @@ func (c *Client) send(ctx context.Context, base *url.URL, r request) (int, http.
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	req.Header.Set(signing.HeaderSerial, c.cfg.PubKeyID)
+	serial, err := c.requestSerial(ctx, &r)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if serial != "" {
+		req.Header.Set(signing.HeaderSerial, serial)
+	}
 
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -1,12 +1,14 @@
 package wxpay
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +30,9 @@ const (
 	DefaultBackoffMax    = 5 * time.Second
 	DefaultFailoverAfter = 2
 	DefaultFailoverHold  = time.Minute
+
+	DefaultCertRefreshEvery  = 12 * time.Hour
+	DefaultCertRefreshMinGap = 10 * time.Second
 )
 
 // Rate is a client-side request rate: N requests per Per, with at most Burst
@@ -67,11 +72,17 @@ func defaultRates() map[Endpoint]Rate {
 	}
 }
 
-// Config configures a Client. Identities come in three kinds, each with its
-// own API certificate: the merchant (favor and busifavor stocks), the service
-// provider (product-coupon code upload, document 000) and the brand (the
-// /brand/ endpoints). Only the identities whose endpoints are called need to
-// be set; the WeChat Pay public key is always required.
+// Config configures a Client. Identities come in three kinds, each a WeChat
+// Pay account of its own with its own API certificate: the merchant (favor
+// and busifavor stocks), the service provider (product-coupon code upload,
+// document 000) and the brand (the /brand/ endpoints). Only the identities
+// whose endpoints are called need to be set.
+//
+// Each account verifies WeChat Pay's replies in its own way: with its own
+// WeChat Pay public key (MchPubKeyID/MchPubKey…, falling back to the shared
+// PubKeyID/PubKey), with WeChat Pay platform certificates downloaded with its
+// APIv3 key (MchAPIv3Key…), or with both while WeChat Pay moves the account
+// from certificates to a public key. Every configured identity needs one.
 //
 // Config never prints its keys: String, GoString and LogValue redact them.
 type Config struct {
@@ -94,10 +105,43 @@ type Config struct {
 	BrandSerial string
 	BrandKey    *rsa.PrivateKey
 
-	// PubKeyID (PUB_KEY_ID_…) is sent as Wechatpay-Serial and must be the
-	// Wechatpay-Serial of every reply; PubKey verifies the replies.
+	// PubKeyID (PUB_KEY_ID_…) and PubKey are the WeChat Pay public key of
+	// every identity that has neither a public key nor an APIv3 key of its
+	// own (the settings from before accounts were told apart).
 	PubKeyID string
 	PubKey   *rsa.PublicKey
+
+	// Each identity's own WeChat Pay public key (PUB_KEY_ID_… and the key).
+	MchPubKeyID   string
+	MchPubKey     *rsa.PublicKey
+	SPPubKeyID    string
+	SPPubKey      *rsa.PublicKey
+	BrandPubKeyID string
+	BrandPubKey   *rsa.PublicKey
+
+	// Each identity's APIv3 key (32 bytes): with it, replies signed by that
+	// account's WeChat Pay platform certificates are verified, the
+	// certificates being downloaded with GET /v3/certificates and decrypted
+	// with the key. It never leaves the client.
+	MchAPIv3Key   []byte
+	SPAPIv3Key    []byte
+	BrandAPIv3Key []byte
+
+	// CertStorage, if set, keeps the downloaded platform certificates
+	// (public) and the refresh schedule where every instance sees them, so
+	// that one download serves all. Nil keeps them in this process only.
+	CertStorage CertStorage
+	// CertRefreshEvery is how often platform certificates are downloaded
+	// (default 12 hours); CertRefreshMinGap the least time between two
+	// downloads caused by a reply naming an unknown serial (default 10 s),
+	// so a flood of such replies costs one download, not one per reply.
+	CertRefreshEvery  time.Duration
+	CertRefreshMinGap time.Duration
+
+	// State is what clients made from copies of one Config share: the
+	// platform certificates held and every call's outcome (the
+	// /admin/wxpay page shows it). NewClient makes one when nil.
+	State *State
 
 	UserAgent string
 
@@ -166,6 +210,15 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.CertRefreshEvery <= 0 {
+		c.CertRefreshEvery = DefaultCertRefreshEvery
+	}
+	if c.CertRefreshMinGap <= 0 {
+		c.CertRefreshMinGap = DefaultCertRefreshMinGap
+	}
+	if c.State == nil {
+		c.State = NewState()
+	}
 	if c.Sleep == nil {
 		c.Sleep = sleepContext
 	}
@@ -181,11 +234,25 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	var errs []error
-	if c.PubKey == nil {
-		errs = append(errs, errors.New("PubKey (WeChat Pay public key) is required to verify replies"))
+	if (c.PubKey == nil) != (c.PubKeyID == "") {
+		errs = append(errs, errors.New("PubKeyID (PUB_KEY_ID_…) and PubKey (WeChat Pay public key) go together"))
 	}
-	if c.PubKeyID == "" {
-		errs = append(errs, errors.New("PubKeyID (PUB_KEY_ID_…) is required"))
+	anyVerifier := c.PubKey != nil
+	for _, id := range c.accounts() {
+		if (id.pubKey == nil) != (id.pubKeyID == "") {
+			errs = append(errs, fmt.Errorf("%s: its WeChat Pay public key ID and key go together", id.name))
+		}
+		if id.apiv3 != nil && len(id.apiv3) != 32 {
+			errs = append(errs, fmt.Errorf("%s: APIv3 key must be 32 bytes, not %d", id.name, len(id.apiv3)))
+		}
+		has := id.pubKey != nil || id.apiv3 != nil
+		anyVerifier = anyVerifier || has
+		if id.id != "" && !has && c.PubKey == nil {
+			errs = append(errs, fmt.Errorf("%s %s: no way to verify replies: set its WeChat Pay public key or its APIv3 key", id.name, id.id))
+		}
+	}
+	if !anyVerifier {
+		errs = append(errs, errors.New("a WeChat Pay public key or an APIv3 key is required to verify replies"))
 	}
 	for _, u := range []struct{ name, v string }{{"BaseURL", c.BaseURL}, {"FallbackURL", c.FallbackURL}} {
 		if u.v == "" && u.name == "FallbackURL" {
@@ -212,6 +279,9 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, " SPMchID:%q SPSerial:%q SPKey:%s", c.SPMchID, c.SPSerial, keyState(c.SPKey != nil))
 	fmt.Fprintf(&b, " BrandID:%q BrandSerial:%q BrandKey:%s", c.BrandID, c.BrandSerial, keyState(c.BrandKey != nil))
 	fmt.Fprintf(&b, " PubKeyID:%q PubKey:%s", c.PubKeyID, keyState(c.PubKey != nil))
+	for _, a := range c.accounts() {
+		fmt.Fprintf(&b, " %sPubKeyID:%q %sAPIv3Key:%s", a.field, a.pubKeyID, a.field, keyState(a.apiv3 != nil))
+	}
 	fmt.Fprintf(&b, " Timeout:%s MaxAttempts:%d}", c.Timeout, c.MaxAttempts)
 	return b.String()
 }
@@ -235,6 +305,12 @@ func (c Config) LogValue() slog.Value {
 		slog.String("brand_key", keyState(c.BrandKey != nil)),
 		slog.String("pub_key_id", c.PubKeyID),
 		slog.String("pub_key", keyState(c.PubKey != nil)),
+		slog.String("mch_pub_key_id", c.MchPubKeyID),
+		slog.String("mch_apiv3_key", keyState(c.MchAPIv3Key != nil)),
+		slog.String("sp_pub_key_id", c.SPPubKeyID),
+		slog.String("sp_apiv3_key", keyState(c.SPAPIv3Key != nil)),
+		slog.String("brand_pub_key_id", c.BrandPubKeyID),
+		slog.String("brand_apiv3_key", keyState(c.BrandAPIv3Key != nil)),
 	)
 }
 
@@ -251,7 +327,10 @@ type KeyFiles struct {
 	MchKey   string // merchant API private key (apiclient_key.pem)
 	SPKey    string // service provider API private key
 	BrandKey string // brand API private key
-	PubKey   string // WeChat Pay public key (pub_key.pem)
+	PubKey   string // WeChat Pay public key (pub_key.pem) of identities without their own
+
+	MchPubKey, SPPubKey, BrandPubKey       string // each identity's WeChat Pay public key
+	MchAPIv3Key, SPAPIv3Key, BrandAPIv3Key string // files holding each identity's APIv3 key
 }
 
 // LoadKeys reads the named key files into c. Errors name the file, never
@@ -278,15 +357,81 @@ func (c *Config) LoadKeys(files KeyFiles) error {
 		}
 		*p.dst = k
 	}
-	if files.PubKey != "" {
-		k, err := signing.LoadPublicKey(files.PubKey)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("wxpay: WeChat Pay public key: %w", err))
-		} else {
-			c.PubKey = k
+	public := []struct {
+		what, path string
+		dst        **rsa.PublicKey
+	}{
+		{"WeChat Pay public key", files.PubKey, &c.PubKey},
+		{"merchant's WeChat Pay public key", files.MchPubKey, &c.MchPubKey},
+		{"service provider's WeChat Pay public key", files.SPPubKey, &c.SPPubKey},
+		{"brand's WeChat Pay public key", files.BrandPubKey, &c.BrandPubKey},
+	}
+	for _, p := range public {
+		if p.path == "" {
+			continue
 		}
+		k, err := signing.LoadPublicKey(p.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wxpay: %s: %w", p.what, err))
+			continue
+		}
+		*p.dst = k
+	}
+	apiv3 := []struct {
+		what, path string
+		dst        *[]byte
+	}{
+		{"merchant APIv3 key", files.MchAPIv3Key, &c.MchAPIv3Key},
+		{"service provider APIv3 key", files.SPAPIv3Key, &c.SPAPIv3Key},
+		{"brand APIv3 key", files.BrandAPIv3Key, &c.BrandAPIv3Key},
+	}
+	for _, p := range apiv3 {
+		if p.path == "" {
+			continue
+		}
+		k, err := LoadAPIv3Key(p.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wxpay: %s: %w", p.what, err))
+			continue
+		}
+		*p.dst = k
 	}
 	return errors.Join(errs...)
+}
+
+// ErrBadAPIv3Key means an APIv3 key file does not hold a 32-character key.
+var ErrBadAPIv3Key = errors.New("an APIv3 key is 32 characters")
+
+// LoadAPIv3Key reads an APIv3 key file: the 32 characters set in the
+// merchant platform (API安全 → APIv3密钥), surrounding white space ignored.
+// Errors name the file, never its content.
+func LoadAPIv3Key(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read APIv3 key: %w", err)
+	}
+	k := bytes.TrimSpace(data)
+	if len(k) != 32 {
+		return nil, fmt.Errorf("APIv3 key %s: %w (it holds %d bytes)", path, ErrBadAPIv3Key, len(k))
+	}
+	return bytes.Clone(k), nil
+}
+
+// account is one identity's settings, for validation and descriptions.
+type account struct {
+	name, field string // "merchant", "Mch"
+	id          string
+	pubKeyID    string
+	pubKey      *rsa.PublicKey
+	apiv3       []byte
+}
+
+func (c Config) accounts() []account {
+	return []account{
+		{"merchant", "Mch", c.MchID, c.MchPubKeyID, c.MchPubKey, c.MchAPIv3Key},
+		{"service provider", "SP", c.SPMchID, c.SPPubKeyID, c.SPPubKey, c.SPAPIv3Key},
+		{"brand", "Brand", c.BrandID, c.BrandPubKeyID, c.BrandPubKey, c.BrandAPIv3Key},
+	}
 }
 
 func sleepContext(ctx context.Context, d time.Duration) error {

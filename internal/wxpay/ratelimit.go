@@ -3,6 +3,8 @@ package wxpay
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,6 +31,10 @@ type limiter struct {
 
 	mu  sync.Mutex
 	tat time.Time // theoretical arrival time of the next request
+
+	// sent and delayed count requests let through and those that had to
+	// wait for their slot, for the connection page's rate-limit use.
+	sent, delayed int64
 }
 
 func newLimiter(r Rate, now time.Time) *limiter {
@@ -78,6 +84,7 @@ func (l *limiter) wait(ctx context.Context, now func() time.Time, sleep func(con
 		return err
 	}
 	at, booked := l.reserve(now())
+	l.count(at.After(now()))
 	if d := at.Sub(now()); d > 0 {
 		// Do not hold a slot the deadline will not let us use.
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
@@ -98,6 +105,54 @@ func (l *limiter) wait(ctx context.Context, now func() time.Time, sleep func(con
 			return err
 		}
 	}
+}
+
+func (l *limiter) count(delayed bool) {
+	l.mu.Lock()
+	l.sent++
+	if delayed {
+		l.delayed++
+	}
+	l.mu.Unlock()
+}
+
+// RateUse is one client-side limit's use since the client started.
+type RateUse struct {
+	Endpoint Endpoint
+	Identity string // the merchant, service provider or brand ID
+	Rate     Rate
+	Sent     int64 // requests let through
+	Delayed  int64 // of which had to wait for a slot
+	// Backlog is how far ahead slots are booked: zero when the limit is
+	// not being reached.
+	Backlog time.Duration
+}
+
+// use reports the limiters' use, unlimited endpoints left out.
+func (ls *limiters) use(now time.Time) []RateUse {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	out := make([]RateUse, 0, len(ls.m))
+	for key, l := range ls.m {
+		if l == nil {
+			continue
+		}
+		e, id, _ := strings.Cut(key, "\x00")
+		l.mu.Lock()
+		u := RateUse{Endpoint: Endpoint(e), Identity: id, Rate: ls.rates[Endpoint(e)], Sent: l.sent, Delayed: l.delayed}
+		if ahead := l.tat.Sub(now) - l.interval - l.tau; ahead > 0 {
+			u.Backlog = ahead
+		}
+		l.mu.Unlock()
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Endpoint != out[j].Endpoint {
+			return out[i].Endpoint < out[j].Endpoint
+		}
+		return out[i].Identity < out[j].Identity
+	})
+	return out
 }
 
 // limiters holds one limiter per endpoint and identity (merchant ID, service

@@ -35,46 +35,76 @@ func VerifyReply(pub *rsa.PublicKey, pubKeyID string, now time.Time, h http.Head
 	if pub == nil {
 		return fmt.Errorf("%w: no WeChat Pay public key configured", ErrReplySignature)
 	}
-	ts := h.Get(signing.HeaderTimestamp)
-	nonce := h.Get(signing.HeaderNonce)
-	sig := h.Get(signing.HeaderSignature)
-	serial := h.Get(signing.HeaderSerial)
+	rh, err := parseReplyHeaders(h)
+	if err != nil {
+		return err
+	}
+	if rh.serial != pubKeyID {
+		return fmt.Errorf("%w: got %q, want %q", ErrReplySerial, truncate(rh.serial, 64), pubKeyID)
+	}
+	if err := rh.fresh(now); err != nil {
+		return err
+	}
+	return rh.verify(pub, body)
+}
+
+// replyHeaders are a reply's signature headers, checked for form.
+type replyHeaders struct {
+	ts, nonce, sig, serial string
+	at                     time.Time // the timestamp
+}
+
+// parseReplyHeaders reads the signature headers, refusing missing or
+// malformed ones.
+func parseReplyHeaders(h http.Header) (replyHeaders, error) {
+	rh := replyHeaders{
+		ts: h.Get(signing.HeaderTimestamp), nonce: h.Get(signing.HeaderNonce),
+		sig: h.Get(signing.HeaderSignature), serial: h.Get(signing.HeaderSerial),
+	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{
-		{signing.HeaderTimestamp, ts}, {signing.HeaderNonce, nonce},
-		{signing.HeaderSignature, sig}, {signing.HeaderSerial, serial},
+		{signing.HeaderTimestamp, rh.ts}, {signing.HeaderNonce, rh.nonce},
+		{signing.HeaderSignature, rh.sig}, {signing.HeaderSerial, rh.serial},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s", ErrReplyMissingHeaders, strings.Join(missing, ", "))
-	}
-	if serial != pubKeyID {
-		return fmt.Errorf("%w: got %q, want %q", ErrReplySerial, truncate(serial, 64), pubKeyID)
+		return rh, fmt.Errorf("%w: %s", ErrReplyMissingHeaders, strings.Join(missing, ", "))
 	}
 	// The signed message is newline-separated, so a nonce holding a newline
 	// (or a timestamp that is not plain digits) could move bytes between the
 	// nonce and the body without changing the message. Refusing such headers
 	// makes the split, and so what the signature covers, unambiguous.
-	secs, ok := parseDigits(ts)
+	secs, ok := parseDigits(rh.ts)
 	if !ok {
-		return fmt.Errorf("%w: Wechatpay-Timestamp %q is not a decimal Unix time", ErrReplyMalformedHeaders, truncate(ts, 32))
+		return rh, fmt.Errorf("%w: Wechatpay-Timestamp %q is not a decimal Unix time", ErrReplyMalformedHeaders, truncate(rh.ts, 32))
 	}
-	if strings.ContainsAny(nonce, "\r\n") {
-		return fmt.Errorf("%w: Wechatpay-Nonce holds a line break", ErrReplyMalformedHeaders)
+	if strings.ContainsAny(rh.nonce, "\r\n") {
+		return rh, fmt.Errorf("%w: Wechatpay-Nonce holds a line break", ErrReplyMalformedHeaders)
 	}
-	skew := now.Sub(time.Unix(secs, 0))
+	rh.at = time.Unix(secs, 0)
+	return rh, nil
+}
+
+// fresh refuses a reply stamped ReplyMaxSkew or more away from now.
+func (rh replyHeaders) fresh(now time.Time) error {
+	skew := now.Sub(rh.at)
 	if skew >= ReplyMaxSkew || skew <= -ReplyMaxSkew {
-		return fmt.Errorf("%w: Wechatpay-Timestamp %s is %s off", ErrReplyStale, ts, skew.Round(time.Second))
+		return fmt.Errorf("%w: Wechatpay-Timestamp %s is %s off", ErrReplyStale, rh.ts, skew.Round(time.Second))
 	}
+	return nil
+}
+
+// verify checks the signature over the reply with pub.
+func (rh replyHeaders) verify(pub *rsa.PublicKey, body []byte) error {
 	// Strict decoding refuses non-canonical base64 (stray padding bits), so
 	// one signature has exactly one accepted spelling.
-	if _, err := base64.StdEncoding.Strict().DecodeString(sig); err != nil {
+	if _, err := base64.StdEncoding.Strict().DecodeString(rh.sig); err != nil {
 		return fmt.Errorf("%w: not canonical base64", ErrReplySignature)
 	}
-	if err := signing.Verify(pub, signing.ReplyMessage(ts, nonce, body), sig); err != nil {
+	if err := signing.Verify(pub, signing.ReplyMessage(rh.ts, rh.nonce, body), rh.sig); err != nil {
 		return fmt.Errorf("%w: %v", ErrReplySignature, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package favorform
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,7 +71,23 @@ const (
 	msgOutRequestNoEmpty = "favor.err.out_request_no_empty"
 	msgOutRequestNoLong  = "favor.err.out_request_no_too_long"
 	msgOutRequestNoChars = "favor.err.out_request_no_chars"
+	msgBudgetMismatch    = "favor.err.budget_mismatch"
+	msgPerUserOver       = "favor.err.per_user_over"
 )
+
+// MaxCouponsPerUser is the most coupons per user WeChat Pay accepts for a
+// favor stock; document 003 does not print it, WeChat Pay's replies do.
+const MaxCouponsPerUser = 60
+
+// BudgetFor is the budget WeChat Pay requires of a favor stock: face value
+// times the number of coupons (PARAM_ERROR "批次预算等于批次面额乘以发券数"),
+// in fen; ok is false when the product overflows.
+func BudgetFor(couponAmountFen, maxCoupons int64) (fen int64, ok bool) {
+	if couponAmountFen <= 0 || maxCoupons <= 0 || couponAmountFen > math.MaxInt64/maxCoupons {
+		return 0, false
+	}
+	return couponAmountFen * maxCoupons, true
+}
 
 // Document 003's limits. Lengths are string(N) in the document and are
 // counted here in characters (runes), not bytes: the document speaks of
@@ -384,7 +401,8 @@ func (f Form) Validate(now time.Time, loc *time.Location, mchID string) (wxpay.C
 
 	// stock_use_rule (发放规则).
 	rule := &req.StockUseRule
-	rule.MaxCoupons, _ = v.count(FieldMaxCoupons, f.MaxCoupons, true)
+	var countOK bool
+	rule.MaxCoupons, countOK = v.count(FieldMaxCoupons, f.MaxCoupons, true)
 	total, totalOK := v.amount(FieldMaxAmount, f.MaxAmount, true, false)
 	rule.MaxAmount = total
 	if byDay, ok := v.amount(FieldMaxAmountByDay, f.MaxAmountByDay, false, false); ok {
@@ -393,12 +411,25 @@ func (f Form) Validate(now time.Time, loc *time.Location, mchID string) (wxpay.C
 			v.fail(FieldMaxAmountByDay, msgByDayOverTotal, FormatFen(total))
 		}
 	}
-	rule.MaxCouponsPerUser, _ = v.count(FieldMaxCouponsPerUser, f.MaxCouponsPerUser, true)
+	var perUserOK bool
+	rule.MaxCouponsPerUser, perUserOK = v.count(FieldMaxCouponsPerUser, f.MaxCouponsPerUser, true)
+	if perUserOK && rule.MaxCouponsPerUser > MaxCouponsPerUser {
+		v.fail(FieldMaxCouponsPerUser, msgPerUserOver, MaxCouponsPerUser)
+	}
 	rule.NaturalPersonLimit = f.NaturalPersonLimit
 	rule.PreventAPIAbuse = f.PreventAPIAbuse
 
 	req.PatternInfo = v.patternInfo(f)
 	v.couponUseRule(&req.CouponUseRule, f)
+
+	// WeChat Pay refuses a budget other than face value × count, though
+	// document 003 does not say so; the form shows the product as the
+	// operator types and refuses any other budget here, next to the budget.
+	if fn := req.CouponUseRule.FixedNormalCoupon; totalOK && countOK && fn != nil && fn.CouponAmount > 0 {
+		if want, ok := BudgetFor(fn.CouponAmount, rule.MaxCoupons); !ok || want != total {
+			v.fail(FieldMaxAmount, msgBudgetMismatch, FormatFen(fn.CouponAmount), rule.MaxCoupons, FormatFen(want))
+		}
+	}
 
 	if len(v.errs) > 0 {
 		return wxpay.CreateFavorStockRequest{}, v.errs

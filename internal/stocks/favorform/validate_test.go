@@ -224,7 +224,7 @@ func TestStockUseRuleRules(t *testing.T) {
 	total := func(v string) func(*Form) { return func(f *Form) { f.MaxAmount = v } }
 	byDay := func(v string) func(*Form) { return func(f *Form) { f.MaxAmountByDay = v } }
 	runRules(t, []ruleCase{
-		passes("one coupon", maxCoupons("1")),
+		passes("one coupon", func(f *Form) { f.MaxCoupons, f.MaxAmount, f.MaxAmountByDay = "1", "10", "" }),
 		fails("no coupons", maxCoupons("0"), FieldMaxCoupons, positive),
 		fails("max_coupons missing", maxCoupons(""), FieldMaxCoupons, required),
 		fails("fractional count", maxCoupons("1.5"), FieldMaxCoupons, positive),
@@ -238,7 +238,24 @@ func TestStockUseRuleRules(t *testing.T) {
 		fails("per-user count zero", perUser("0"), FieldMaxCouponsPerUser, positive),
 		fails("budget missing", total(""), FieldMaxAmount, required),
 		fails("budget zero", total("0.00"), FieldMaxAmount, amountZero),
-		passes("budget of one fen, no daily cap", func(f *Form) { f.MaxAmount, f.MaxAmountByDay = "0.01", "" }),
+		passes("budget of one fen, no daily cap", func(f *Form) {
+			f.MaxAmount, f.MaxAmountByDay, f.CouponAmount, f.MaxCoupons, f.TransactionMinimum = "0.01", "", "0.01", "1", "0"
+		}),
+		// WeChat Pay's rules beyond document 003's text: budget = face value
+		// × count, at most 60 per user.
+		passes("budget is face value times count", func(f *Form) { f.MaxAmount, f.CouponAmount, f.MaxCoupons = "1000", "10", "100" }),
+		passes("budget written with decimals", func(f *Form) {
+			f.MaxAmount, f.MaxAmountByDay, f.CouponAmount, f.MaxCoupons, f.TransactionMinimum = "33.3", "", "0.37", "90", "0"
+		}),
+		fails("budget a fen under face value times count", total("999.99"), FieldMaxAmount,
+			[2]string{"总预算须等于面额乘以发放总上限：10.00 元 × 100 张 = 1000.00 元（微信支付：批次预算等于批次面额乘以发券数）。",
+				"The budget must be the face value times the number of coupons: 10.00 yuan × 100 = 1000.00 yuan (WeChat Pay: 批次预算等于批次面额乘以发券数)."}),
+		fails("count changed without the budget", maxCoupons("99"), FieldMaxAmount,
+			[2]string{"总预算须等于面额乘以发放总上限：10.00 元 × 99 张 = 990.00 元（微信支付：批次预算等于批次面额乘以发券数）。",
+				"The budget must be the face value times the number of coupons: 10.00 yuan × 99 = 990.00 yuan (WeChat Pay: 批次预算等于批次面额乘以发券数)."}),
+		passes("60 per user", perUser("60")),
+		fails("61 per user", perUser("61"), FieldMaxCouponsPerUser,
+			[2]string{"单个用户最多可领 60 张。", "A user may receive at most 60 coupons."}),
 		fails("budget with three decimals", total("1000.001"), FieldMaxAmount, precision),
 		fails("negative budget", total("-1000"), FieldMaxAmount, negative),
 		fails("signed budget", total("+1000"), FieldMaxAmount,
@@ -261,7 +278,9 @@ func TestFixedNormalCouponRules(t *testing.T) {
 	face := func(v string) func(*Form) { return func(f *Form) { f.CouponAmount = v } }
 	minimum := func(v string) func(*Form) { return func(f *Form) { f.TransactionMinimum = v } }
 	runRules(t, []ruleCase{
-		passes("face value of one fen", face("0.01")),
+		passes("face value of one fen", func(f *Form) {
+			f.CouponAmount, f.MaxAmount, f.MaxAmountByDay, f.TransactionMinimum = "0.01", "1", "", "0"
+		}),
 		fails("face value missing", face(""), FieldCouponAmount, required),
 		fails("face value zero", face("0"), FieldCouponAmount, amountZero),
 		fails("face value with three decimals", face("1.234"), FieldCouponAmount, precision),

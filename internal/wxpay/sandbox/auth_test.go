@@ -11,7 +11,7 @@ import (
 
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t, nil)
-	otherKey := sharedKeys(t).Platform // a valid RSA key that is not the caller's
+	otherKey := sharedKeys(t).MerchantWxPay // a valid RSA key that is not the caller's
 
 	// A read of a seeded stock per caller kind, so only the signature can
 	// make it fail.
@@ -35,8 +35,6 @@ func TestAuthentication(t *testing.T) {
 		{"unknown_id", func(s *sig) { s.id = "1999999999" }},
 		{"stale_timestamp", func(s *sig) { s.ts -= int64((6 * time.Minute).Seconds()) }},
 		{"future_timestamp", func(s *sig) { s.ts += int64((6 * time.Minute).Seconds()) }},
-		{"wrong_wechatpay_serial", func(s *sig) { s.pubKeyID = "PUB_KEY_ID_0000000000000000000000000000" }},
-		{"missing_wechatpay_serial", func(s *sig) { s.pubKeyID = "" }},
 		{"signature_over_other_body", func(s *sig) { s.signBody = []byte(`{"x":1}`) }},
 		{"nonce_differs_from_signed", func(s *sig) { s.claimNonce = signing.NewNonce() }},
 	}
@@ -92,7 +90,7 @@ func TestReplyHeaders(t *testing.T) {
 	}
 	r := e.call(http.MethodGet, bfStockPath(SeedBusifavorUpload), nil, asMerchant)
 	e.ok(r, nil)
-	if r.header.Get("Wechatpay-Serial") != e.creds.PubKeyID || r.header.Get("Wechatpay-Nonce") == "" {
+	if r.header.Get("Wechatpay-Serial") != e.creds.MchPubKeyID || r.header.Get("Wechatpay-Nonce") == "" {
 		t.Errorf("reply headers %v", r.header)
 	}
 	// A reply signed by any other key must not verify.

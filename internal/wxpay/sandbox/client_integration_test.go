@@ -71,6 +71,7 @@ type env struct {
 	creds sandbox.Credentials
 
 	hits     atomic.Int64 // API requests (not /_sandbox/) answered
+	certHits atomic.Int64 // GET /v3/certificates requests
 	mu       sync.Mutex
 	statuses map[int]int
 }
@@ -92,6 +93,9 @@ func newEnv(tb testing.TB, mod func(*sandbox.Options)) *env {
 		if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
 			h.ServeHTTP(w, r)
 			return
+		}
+		if r.URL.Path == "/v3/certificates" {
+			e.certHits.Add(1)
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
@@ -178,23 +182,27 @@ func noClientLimits() map[wxpay.Endpoint]wxpay.Rate {
 func (e *env) config() wxpay.Config {
 	c := e.creds
 	return wxpay.Config{
-		BaseURL:     e.srv.URL,
-		MchID:       c.MchID,
-		MchSerial:   c.MchSerial,
-		MchKey:      c.MchKey,
-		SPMchID:     c.SPMchID,
-		SPSerial:    c.SPSerial,
-		SPKey:       c.SPKey,
-		BrandID:     c.BrandID,
-		BrandSerial: c.BrandSerial,
-		BrandKey:    c.BrandKey,
-		PubKeyID:    c.PubKeyID,
-		PubKey:      c.PubKey,
-		Timeout:     10 * time.Second,
-		MaxAttempts: maxAttempts,
-		Now:         e.clk.Now,
-		Sleep:       noSleep,
-		Rates:       noClientLimits(),
+		BaseURL:       e.srv.URL,
+		MchID:         c.MchID,
+		MchSerial:     c.MchSerial,
+		MchKey:        c.MchKey,
+		SPMchID:       c.SPMchID,
+		SPSerial:      c.SPSerial,
+		SPKey:         c.SPKey,
+		BrandID:       c.BrandID,
+		BrandSerial:   c.BrandSerial,
+		BrandKey:      c.BrandKey,
+		MchPubKeyID:   c.MchPubKeyID,
+		MchPubKey:     c.MchPubKey,
+		SPPubKeyID:    c.SPPubKeyID,
+		SPPubKey:      c.SPPubKey,
+		BrandPubKeyID: c.BrandPubKeyID,
+		BrandPubKey:   c.BrandPubKey,
+		Timeout:       10 * time.Second,
+		MaxAttempts:   maxAttempts,
+		Now:           e.clk.Now,
+		Sleep:         noSleep,
+		Rates:         noClientLimits(),
 	}
 }
 

@@ -105,19 +105,18 @@ type opt func(*sig)
 
 func (e *env) sigFor(c caller) sig {
 	s := sig{
-		scheme:   signing.SchemeMerchant,
-		ts:       e.sb.wireNow().Unix(),
-		nonce:    signing.NewNonce(),
-		pubKeyID: e.creds.PubKeyID,
+		scheme: signing.SchemeMerchant,
+		ts:     e.sb.wireNow().Unix(),
+		nonce:  signing.NewNonce(),
 	}
 	switch c {
 	case asMerchant:
-		s.id, s.serial, s.key = e.creds.MchID, e.creds.MchSerial, e.creds.MchKey
+		s.id, s.serial, s.key, s.pubKeyID = e.creds.MchID, e.creds.MchSerial, e.creds.MchKey, e.creds.MchPubKeyID
 	case asSP:
-		s.id, s.serial, s.key = e.creds.SPMchID, e.creds.SPSerial, e.creds.SPKey
+		s.id, s.serial, s.key, s.pubKeyID = e.creds.SPMchID, e.creds.SPSerial, e.creds.SPKey, e.creds.SPPubKeyID
 	case asBrand:
 		s.scheme = signing.SchemeBrand
-		s.id, s.serial, s.key = e.creds.BrandID, e.creds.BrandSerial, e.creds.BrandKey
+		s.id, s.serial, s.key, s.pubKeyID = e.creds.BrandID, e.creds.BrandSerial, e.creds.BrandKey, e.creds.BrandPubKeyID
 	}
 	return s
 }
@@ -225,10 +224,13 @@ func (e *env) call(method, path string, body any, c caller, opts ...opt) *resp {
 }
 
 // verifyReply checks a reply as the console's client must: serial, time
-// window and signature with the WeChat Pay public key.
+// window and signature with the WeChat Pay public key the serial names (one
+// of the three accounts').
 func (e *env) verifyReply(h http.Header, body []byte) error {
-	if got := h.Get(signing.HeaderSerial); got != e.creds.PubKeyID {
-		return fmt.Errorf("Wechatpay-Serial %q, want %q", got, e.creds.PubKeyID)
+	keys := map[string]*rsa.PublicKey{e.creds.MchPubKeyID: e.creds.MchPubKey, e.creds.SPPubKeyID: e.creds.SPPubKey, e.creds.BrandPubKeyID: e.creds.BrandPubKey}
+	pub := keys[h.Get(signing.HeaderSerial)]
+	if pub == nil {
+		return fmt.Errorf("Wechatpay-Serial %q names no account's public key", h.Get(signing.HeaderSerial))
 	}
 	ts := h.Get(signing.HeaderTimestamp)
 	var sec int64
@@ -238,7 +240,7 @@ func (e *env) verifyReply(h http.Header, body []byte) error {
 	if d := e.sb.wireNow().Sub(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
 		return fmt.Errorf("reply timestamp %s off by %v", ts, d)
 	}
-	return signing.Verify(e.creds.PubKey, signing.ReplyMessage(ts, h.Get(signing.HeaderNonce), body), h.Get(signing.HeaderSignature))
+	return signing.Verify(pub, signing.ReplyMessage(ts, h.Get(signing.HeaderNonce), body), h.Get(signing.HeaderSignature))
 }
 
 // ok asserts a 200 with a valid signature and decodes the body into v.

@@ -35,27 +35,34 @@ type Faults struct {
 	// BadSignatureRate is the share of 2xx replies whose Wechatpay-Signature
 	// does not verify. The call itself is handled normally.
 	BadSignatureRate float64
+	// UnknownSerialRate is the share of 2xx replies signed by a key the
+	// account does not know, under a Wechatpay-Serial that is neither its
+	// WeChat Pay public key ID nor one of its platform certificates. The call
+	// itself is handled normally.
+	UnknownSerialRate float64
 }
 
 // faultsJSON is the wire form of Faults: snake_case rates and the latency as
 // a Go duration string ("250ms").
 type faultsJSON struct {
-	FailRate         float64         `json:"fail_rate"`
-	ThrottleRate     float64         `json:"throttle_rate"`
-	Latency          json.RawMessage `json:"latency,omitempty"`
-	DropRate         float64         `json:"drop_rate"`
-	BadSignatureRate float64         `json:"bad_signature_rate"`
+	FailRate          float64         `json:"fail_rate"`
+	ThrottleRate      float64         `json:"throttle_rate"`
+	Latency           json.RawMessage `json:"latency,omitempty"`
+	DropRate          float64         `json:"drop_rate"`
+	BadSignatureRate  float64         `json:"bad_signature_rate"`
+	UnknownSerialRate float64         `json:"unknown_serial_rate"`
 }
 
 // MarshalJSON renders the latency as a duration string.
 func (f Faults) MarshalJSON() ([]byte, error) {
 	lat, _ := json.Marshal(f.Latency.String())
 	return json.Marshal(faultsJSON{
-		FailRate:         f.FailRate,
-		ThrottleRate:     f.ThrottleRate,
-		Latency:          lat,
-		DropRate:         f.DropRate,
-		BadSignatureRate: f.BadSignatureRate,
+		FailRate:          f.FailRate,
+		ThrottleRate:      f.ThrottleRate,
+		Latency:           lat,
+		DropRate:          f.DropRate,
+		BadSignatureRate:  f.BadSignatureRate,
+		UnknownSerialRate: f.UnknownSerialRate,
 	})
 }
 
@@ -84,11 +91,12 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 		}
 	}
 	*f = Faults{
-		FailRate:         j.FailRate,
-		ThrottleRate:     j.ThrottleRate,
-		Latency:          lat,
-		DropRate:         j.DropRate,
-		BadSignatureRate: j.BadSignatureRate,
+		FailRate:          j.FailRate,
+		ThrottleRate:      j.ThrottleRate,
+		Latency:           lat,
+		DropRate:          j.DropRate,
+		BadSignatureRate:  j.BadSignatureRate,
+		UnknownSerialRate: j.UnknownSerialRate,
 	}
 	return nil
 }
@@ -103,6 +111,7 @@ func (f Faults) Validate() error {
 		{"throttle_rate", f.ThrottleRate},
 		{"drop_rate", f.DropRate},
 		{"bad_signature_rate", f.BadSignatureRate},
+		{"unknown_serial_rate", f.UnknownSerialRate},
 	} {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			return fmt.Errorf("%s %v is not a share between 0 and 1", r.name, r.v)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -134,6 +135,9 @@ func parseFavorCreate(body []byte, now time.Time, callerMchID string) (*favorCre
 	if aerr := checkFavorCouponUseRule(req.CouponUseRule); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := checkFavorBudget(req.StockUseRule, req.CouponUseRule.FixedNormalCoupon); aerr != nil {
+		return nil, aerr
+	}
 	if req.NoCash == nil {
 		return nil, missing("no_cash")
 	}
@@ -222,6 +226,25 @@ func positive(field string, v *int64) *apiError {
 	}
 	if *v <= 0 {
 		return paramError(field, field+" 须为正整数")
+	}
+	return nil
+}
+
+// maxFavorCouponsPerUser: WeChat Pay refuses more than 60 coupons per user
+// for a favor stock, though document 003 does not print the limit.
+const maxFavorCouponsPerUser = 60
+
+// checkFavorBudget applies a rule WeChat Pay enforces beyond document 003's
+// text, seen in its replies to developers: the budget is the face value
+// times the number of coupons, answered with PARAM_ERROR
+// "批次预算等于批次面额乘以发券数" otherwise; and at most 60 per user.
+func checkFavorBudget(r *favorStockUseRule, fn *favorFixedNormal) *apiError {
+	if *r.MaxCouponsPerUser > maxFavorCouponsPerUser {
+		return paramError("stock_use_rule.max_coupons_per_user", fmt.Sprintf("单个用户可领个数不能超过%d", maxFavorCouponsPerUser))
+	}
+	count, face, total := *r.MaxCoupons, *fn.CouponAmount, *r.MaxAmount
+	if face > math.MaxInt64/count || face*count != total {
+		return paramError("stock_use_rule.max_amount", "批次预算等于批次面额乘以发券数")
 	}
 	return nil
 }

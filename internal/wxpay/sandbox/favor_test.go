@@ -225,3 +225,36 @@ func TestGetFavorStock(t *testing.T) {
 		}
 	})
 }
+
+// Rules WeChat Pay enforces on document 003 that the document does not
+// print: budget = face value × count, at most 60 coupons per user. A request
+// that bypasses the console's form is answered as WeChat Pay answers it.
+func TestCreateFavorStockBudgetRules(t *testing.T) {
+	e := newEnv(t, nil)
+	cases := []struct {
+		name    string
+		mod     func(obj) obj
+		message string // "" for 200
+	}{
+		{"budget_is_face_times_count", func(o obj) obj { return o }, ""},
+		{"budget_a_fen_short", func(o obj) obj { return set(o, "stock_use_rule.max_amount", 499999) }, "批次预算等于批次面额乘以发券数"},
+		{"count_without_budget", func(o obj) obj { return set(o, "stock_use_rule.max_coupons", 999) }, "批次预算等于批次面额乘以发券数"},
+		{"face_without_budget", func(o obj) obj { return set(o, "coupon_use_rule.fixed_normal_coupon.coupon_amount", 501) }, "批次预算等于批次面额乘以发券数"},
+		{"sixty_per_user", func(o obj) obj { return set(o, "stock_use_rule.max_coupons_per_user", 60) }, ""},
+		{"sixty_one_per_user", func(o obj) obj { return set(o, "stock_use_rule.max_coupons_per_user", 61) }, "单个用户可领个数不能超过60"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.in(t)
+			r := e.call(http.MethodPost, favorCreatePath, tc.mod(validFavor(fmt.Sprintf("budget_rule_%02d", i))), asMerchant)
+			if tc.message == "" {
+				e.ok(r, nil)
+				return
+			}
+			e.fails(r, http.StatusBadRequest, "PARAM_ERROR")
+			if !strings.Contains(string(r.body), tc.message) {
+				t.Errorf("message: %s", r.body)
+			}
+		})
+	}
+}

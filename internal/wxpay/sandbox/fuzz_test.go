@@ -54,7 +54,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(uint8(idx), method, s.target, a.String(), creds.PubKeyID, "application/json", []byte(s.body))
+		f.Add(uint8(idx), method, s.target, a.String(), sg.pubKeyID, "application/json", []byte(s.body))
 	}
 	f.Add(uint8(0), "POST", "/v3/x?y=%zz", `WECHATPAY2-SHA256-RSA2048 mchid="1",nonce_str="",signature="=",timestamp="-9223372036854775808",serial_no="x"`, "", "", []byte(`{"a":`))
 	f.Add(uint8(3), "POST", "/brand/../v3", `WECHATPAY-BRAND-SHA256-RSA2048 brand_id="120344",,`, "PUB", "application/json; charset=\x00", []byte("\xff\xfe"))
@@ -139,7 +139,7 @@ func BenchmarkUpload200(b *testing.B) {
 		}
 		req.Header.Set("Authorization", a.String())
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(signing.HeaderSerial, e.creds.PubKeyID)
+		req.Header.Set(signing.HeaderSerial, s.pubKeyID)
 		b.StartTimer()
 
 		res, err := client.Do(req)

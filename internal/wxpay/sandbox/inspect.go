@@ -231,6 +231,44 @@ func (s *Sandbox) inspectionRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"now": rfc3339(s.now()), "adjustable": true})
 	})
+	mux.HandleFunc("GET /_sandbox/certificates", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"verify_mode": s.mode, "certificates": s.PlatformCerts()})
+	})
+	mux.HandleFunc("POST /_sandbox/rotate", func(w http.ResponseWriter, r *http.Request) {
+		// {"account":"merchant","grace":"1h"}: both optional (all accounts,
+		// DefaultRotateGrace); an empty body rotates every account.
+		var req struct {
+			Account string `json:"account"`
+			Grace   string `json:"grace"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && err != io.EOF {
+			writeError(w, &apiError{Status: http.StatusBadRequest, Code: "PARAM_ERROR", Message: `请求体须为 {"account":"merchant","grace":"1h"}`})
+			return
+		}
+		var grace time.Duration
+		if req.Grace != "" {
+			d, err := time.ParseDuration(req.Grace)
+			if err != nil || d <= 0 {
+				writeError(w, &apiError{Status: http.StatusBadRequest, Code: "PARAM_ERROR", Message: "grace 须为正的时长,如 1h"})
+				return
+			}
+			grace = d
+		}
+		var names []string
+		if req.Account != "" {
+			names = []string{req.Account}
+		}
+		issued, err := s.Rotate(grace, names...)
+		if err != nil {
+			status := http.StatusBadRequest
+			if err == ErrNoCertificates {
+				status = http.StatusConflict
+			}
+			writeError(w, &apiError{Status: status, Code: "INVALID_REQUEST", Message: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"issued": issued})
+	})
 	mux.HandleFunc("GET /_sandbox/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
 	})

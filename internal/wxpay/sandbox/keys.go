@@ -33,18 +33,24 @@ const (
 )
 
 // Keys are the sandbox's RSA private keys: the three callers' API
-// certificate keys and WeChat Pay's own platform key, which signs replies.
+// certificate keys and, since each caller is a WeChat Pay account of its
+// own, each account's WeChat Pay public key pair, which signs its replies in
+// public-key mode. Platform certificates (certificate mode) get keys of
+// their own, made when first needed.
 type Keys struct {
 	Merchant        *rsa.PrivateKey
 	ServiceProvider *rsa.PrivateKey
 	Brand           *rsa.PrivateKey
-	Platform        *rsa.PrivateKey
+
+	MerchantWxPay        *rsa.PrivateKey
+	ServiceProviderWxPay *rsa.PrivateKey
+	BrandWxPay           *rsa.PrivateKey
 }
 
-// GenerateKeys makes four fresh RSA-2048 keys. It takes a second or so; tests
+// GenerateKeys makes six fresh RSA-2048 keys. It takes a few seconds; tests
 // generate one set and share it through Options.Keys.
 func GenerateKeys() (*Keys, error) {
-	var ks [4]*rsa.PrivateKey
+	var ks [6]*rsa.PrivateKey
 	for i := range ks {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -52,54 +58,51 @@ func GenerateKeys() (*Keys, error) {
 		}
 		ks[i] = k
 	}
-	return &Keys{Merchant: ks[0], ServiceProvider: ks[1], Brand: ks[2], Platform: ks[3]}, nil
+	return &Keys{Merchant: ks[0], ServiceProvider: ks[1], Brand: ks[2],
+		MerchantWxPay: ks[3], ServiceProviderWxPay: ks[4], BrandWxPay: ks[5]}, nil
+}
+
+func (k *Keys) list() []*rsa.PrivateKey {
+	return []*rsa.PrivateKey{k.Merchant, k.ServiceProvider, k.Brand, k.MerchantWxPay, k.ServiceProviderWxPay, k.BrandWxPay}
 }
 
 func (k *Keys) complete() bool {
-	return k != nil && k.Merchant != nil && k.ServiceProvider != nil && k.Brand != nil && k.Platform != nil
-}
-
-// Credentials are what a client needs to call the sandbox: each caller's ID,
-// API certificate serial and private key, and the WeChat Pay public key with
-// its ID, which replies are verified with.
-type Credentials struct {
-	MchID     string
-	MchSerial string
-	MchKey    *rsa.PrivateKey
-
-	SPMchID  string
-	SPSerial string
-	SPKey    *rsa.PrivateKey
-
-	BrandID     string
-	BrandSerial string
-	BrandKey    *rsa.PrivateKey
-
-	PubKeyID string // PUB_KEY_ID_…
-	PubKey   *rsa.PublicKey
-}
-
-// party is one caller the sandbox knows.
-type party struct {
-	id     string
-	serial string
-	key    *rsa.PrivateKey
-}
-
-type identities struct {
-	merchant, sp, brand party
-	platform            *rsa.PrivateKey
-	pubKeyID            string
-}
-
-func newIdentities(k *Keys) identities {
-	return identities{
-		merchant: party{id: MerchantID, serial: certSerial(&k.Merchant.PublicKey), key: k.Merchant},
-		sp:       party{id: ServiceProviderID, serial: certSerial(&k.ServiceProvider.PublicKey), key: k.ServiceProvider},
-		brand:    party{id: BrandID, serial: certSerial(&k.Brand.PublicKey), key: k.Brand},
-		platform: k.Platform,
-		pubKeyID: pubKeyID(&k.Platform.PublicKey),
+	if k == nil {
+		return false
 	}
+	for _, x := range k.list() {
+		if x == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Credentials are what a client needs to call the sandbox: per account its
+// ID, API certificate serial and private key, and how its replies are
+// verified: its WeChat Pay public key and that key's ID, and its APIv3 key
+// (for the platform certificates of certificate mode).
+type Credentials struct {
+	MchID       string
+	MchSerial   string
+	MchKey      *rsa.PrivateKey
+	MchPubKeyID string // PUB_KEY_ID_…
+	MchPubKey   *rsa.PublicKey
+	MchAPIv3Key []byte
+
+	SPMchID    string
+	SPSerial   string
+	SPKey      *rsa.PrivateKey
+	SPPubKeyID string
+	SPPubKey   *rsa.PublicKey
+	SPAPIv3Key []byte
+
+	BrandID       string
+	BrandSerial   string
+	BrandKey      *rsa.PrivateKey
+	BrandPubKeyID string
+	BrandPubKey   *rsa.PublicKey
+	BrandAPIv3Key []byte
 }
 
 // certSerial derives a 40-digit upper-case hexadecimal serial, the form of a
@@ -123,16 +126,21 @@ func pubKeyID(pub *rsa.PublicKey) string {
 	return b.String()
 }
 
-// Key file names inside StateDir/keys.
-var stateKeyFiles = [4]string{"merchant_key.pem", "sp_key.pem", "brand_key.pem", "platform_key.pem"}
+// Key file names inside StateDir/keys: the callers' keys, then the
+// accounts' WeChat Pay public key pairs. (A platform_key.pem left by an
+// older sandbox, which had one WeChat Pay key for all, is ignored.)
+var stateKeyFiles = [6]string{"merchant_key.pem", "sp_key.pem", "brand_key.pem",
+	"merchant_wxpay_key.pem", "sp_wxpay_key.pem", "brand_wxpay_key.pem"}
 
-// loadOrCreateKeys reads the four keys from dir; when none is there it uses
-// preset (or generates keys) and saves them with mode 0600. A partial set is
-// an error rather than silently replaced, since replacing keys would break
-// every console configured with the old ones.
+// loadOrCreateKeys reads the keys from dir; those missing come from preset
+// (or are generated) and are saved with mode 0600. A partial set of the
+// callers' keys is an error rather than silently replaced, since replacing
+// them would break every console configured with the old ones; the
+// accounts' WeChat Pay keys go into sandbox.env at every start, so missing
+// ones (a directory from an older sandbox) are simply made.
 func loadOrCreateKeys(dir string, preset *Keys) (*Keys, error) {
-	var found [4]*rsa.PrivateKey
-	n := 0
+	var found [6]*rsa.PrivateKey
+	callers := 0
 	for i, name := range stateKeyFiles {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -146,26 +154,33 @@ func loadOrCreateKeys(dir string, preset *Keys) (*Keys, error) {
 			return nil, fmt.Errorf("sandbox keys: %s: %w", name, err)
 		}
 		found[i] = k
-		n++
-	}
-	switch n {
-	case 4:
-		return &Keys{Merchant: found[0], ServiceProvider: found[1], Brand: found[2], Platform: found[3]}, nil
-	case 0:
-	default:
-		return nil, fmt.Errorf("sandbox keys: only %d of 4 key files in %s", n, dir)
-	}
-	keys := preset
-	if !keys.complete() {
-		var err error
-		if keys, err = GenerateKeys(); err != nil {
-			return nil, err
+		if i < 3 {
+			callers++
 		}
+	}
+	if callers != 0 && callers != 3 {
+		return nil, fmt.Errorf("sandbox keys: only %d of the 3 callers' key files in %s", callers, dir)
+	}
+	var fill []*rsa.PrivateKey
+	if preset.complete() {
+		fill = preset.list()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox keys: %w", err)
 	}
-	for i, k := range []*rsa.PrivateKey{keys.Merchant, keys.ServiceProvider, keys.Brand, keys.Platform} {
+	for i := range found {
+		if found[i] != nil {
+			continue
+		}
+		var k *rsa.PrivateKey
+		if fill != nil {
+			k = fill[i]
+		} else {
+			var err error
+			if k, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+				return nil, fmt.Errorf("generate RSA key: %w", err)
+			}
+		}
 		data, err := signing.EncodePrivateKeyPEM(k)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox keys: %w", err)
@@ -173,8 +188,10 @@ func loadOrCreateKeys(dir string, preset *Keys) (*Keys, error) {
 		if err := writeFileAtomic(filepath.Join(dir, stateKeyFiles[i]), data, 0o600); err != nil {
 			return nil, fmt.Errorf("sandbox keys: %w", err)
 		}
+		found[i] = k
 	}
-	return keys, nil
+	return &Keys{Merchant: found[0], ServiceProvider: found[1], Brand: found[2],
+		MerchantWxPay: found[3], ServiceProviderWxPay: found[4], BrandWxPay: found[5]}, nil
 }
 
 // writeFileAtomic writes data to a temporary file in path's directory and
@@ -204,20 +221,31 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// Files WriteFiles writes.
+// Files WriteFiles writes: per account its API private key (mode 0600),
+// and its WeChat Pay public key (public-key and both modes) or its APIv3 key
+// (certificate and both modes, mode 0600).
 const (
-	EnvFileName            = "sandbox.env"
-	MerchantKeyFileName    = "apiclient_key_merchant.pem"
-	SPKeyFileName          = "apiclient_key_sp.pem"
-	BrandKeyFileName       = "apiclient_key_brand.pem"
-	PlatformPubKeyFileName = "wxpay_pub_key.pem"
+	EnvFileName         = "sandbox.env"
+	MerchantKeyFileName = "apiclient_key_merchant.pem"
+	SPKeyFileName       = "apiclient_key_sp.pem"
+	BrandKeyFileName    = "apiclient_key_brand.pem"
+
+	MerchantPubKeyFileName = "wxpay_pub_key_merchant.pem"
+	SPPubKeyFileName       = "wxpay_pub_key_sp.pem"
+	BrandPubKeyFileName    = "wxpay_pub_key_brand.pem"
+
+	MerchantAPIv3KeyFileName = "apiv3_key_merchant.txt"
+	SPAPIv3KeyFileName       = "apiv3_key_sp.txt"
+	BrandAPIv3KeyFileName    = "apiv3_key_brand.txt"
 )
 
-// WriteFiles writes into dir the three callers' private keys (mode 0600), the
-// WeChat Pay public key and sandbox.env: the CONSOLE_WXPAY_* settings of a
-// console in live mode pointed at baseURL, with absolute key paths, so that
-// `set -a; . DIR/sandbox.env` configures a console for this sandbox. A
-// baseURL without a scheme ("127.0.0.1:8081") gets http://.
+// WriteFiles writes into dir each account's key files and sandbox.env: the
+// CONSOLE_WXPAY_* settings of a console in live mode pointed at baseURL,
+// with absolute key paths, so that `set -a; . DIR/sandbox.env` configures a
+// console for this sandbox. The verification settings follow the verify
+// mode: public-key lines (CONSOLE_WXPAY_MCH_PUBKEY_ID…), APIv3 key lines
+// (CONSOLE_WXPAY_MCH_APIV3_KEY…), or both. A baseURL without a scheme
+// ("127.0.0.1:8081") gets http://.
 func (s *Sandbox) WriteFiles(dir, baseURL string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -231,46 +259,60 @@ func (s *Sandbox) WriteFiles(dir, baseURL string) error {
 	}
 	baseURL = strings.TrimRight(baseURL, "/")
 
-	keyFiles := []struct {
-		name string
-		key  *rsa.PrivateKey
-	}{
-		{MerchantKeyFileName, s.ids.merchant.key},
-		{SPKeyFileName, s.ids.sp.key},
-		{BrandKeyFileName, s.ids.brand.key},
-	}
-	for _, kf := range keyFiles {
-		data, err := signing.EncodePrivateKeyPEM(kf.key)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(filepath.Join(abs, kf.name), data, 0o600); err != nil {
-			return err
-		}
-	}
-	pub, err := signing.EncodePublicKeyPEM(&s.ids.platform.PublicKey)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(abs, PlatformPubKeyFileName), pub, 0o644); err != nil {
-		return err
-	}
-
 	lines := [][2]string{
 		{"CONSOLE_WXPAY_MODE", "live"},
 		{"CONSOLE_WXPAY_BASE_URL", baseURL},
 		{"CONSOLE_WXPAY_FALLBACK_URL", baseURL},
-		{"CONSOLE_WXPAY_MCHID", s.ids.merchant.id},
-		{"CONSOLE_WXPAY_MCH_SERIAL", s.ids.merchant.serial},
-		{"CONSOLE_WXPAY_MCH_KEY", filepath.Join(abs, MerchantKeyFileName)},
-		{"CONSOLE_WXPAY_SP_MCHID", s.ids.sp.id},
-		{"CONSOLE_WXPAY_SP_SERIAL", s.ids.sp.serial},
-		{"CONSOLE_WXPAY_SP_KEY", filepath.Join(abs, SPKeyFileName)},
-		{"CONSOLE_WXPAY_BRAND_ID", s.ids.brand.id},
-		{"CONSOLE_WXPAY_BRAND_SERIAL", s.ids.brand.serial},
-		{"CONSOLE_WXPAY_BRAND_KEY", filepath.Join(abs, BrandKeyFileName)},
-		{"CONSOLE_WXPAY_PUBKEY_ID", s.ids.pubKeyID},
-		{"CONSOLE_WXPAY_PUBKEY", filepath.Join(abs, PlatformPubKeyFileName)},
+	}
+	files := []struct {
+		acct                     *account
+		env, idVar               string
+		keyFile, pubFile, v3File string
+	}{
+		{s.ids.merchant, "MCH", "CONSOLE_WXPAY_MCHID", MerchantKeyFileName, MerchantPubKeyFileName, MerchantAPIv3KeyFileName},
+		{s.ids.sp, "SP", "CONSOLE_WXPAY_SP_MCHID", SPKeyFileName, SPPubKeyFileName, SPAPIv3KeyFileName},
+		{s.ids.brand, "BRAND", "CONSOLE_WXPAY_BRAND_ID", BrandKeyFileName, BrandPubKeyFileName, BrandAPIv3KeyFileName},
+	}
+	mode := s.VerifyMode()
+	for _, f := range files {
+		data, err := signing.EncodePrivateKeyPEM(f.acct.key)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(abs, f.keyFile), data, 0o600); err != nil {
+			return err
+		}
+		lines = append(lines,
+			[2]string{f.idVar, f.acct.id},
+			[2]string{"CONSOLE_WXPAY_" + f.env + "_SERIAL", f.acct.serial},
+			[2]string{"CONSOLE_WXPAY_" + f.env + "_KEY", filepath.Join(abs, f.keyFile)})
+		if mode != VerifyCertificate {
+			pub, err := signing.EncodePublicKeyPEM(&f.acct.wxKey.PublicKey)
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(filepath.Join(abs, f.pubFile), pub, 0o644); err != nil {
+				return err
+			}
+			lines = append(lines,
+				[2]string{"CONSOLE_WXPAY_" + f.env + "_PUBKEY_ID", f.acct.pubKeyID},
+				[2]string{"CONSOLE_WXPAY_" + f.env + "_PUBKEY", filepath.Join(abs, f.pubFile)})
+		}
+		if mode != VerifyPublicKey {
+			if err := writeFileAtomic(filepath.Join(abs, f.v3File), []byte(f.acct.apiv3+"\n"), 0o600); err != nil {
+				return err
+			}
+			lines = append(lines, [2]string{"CONSOLE_WXPAY_" + f.env + "_APIV3_KEY", filepath.Join(abs, f.v3File)})
+		}
+	}
+	// Files of another mode, left by an earlier run, would mislead.
+	for _, f := range files {
+		if mode == VerifyCertificate {
+			_ = os.Remove(filepath.Join(abs, f.pubFile))
+		}
+		if mode == VerifyPublicKey {
+			_ = os.Remove(filepath.Join(abs, f.v3File))
+		}
 	}
 	var b strings.Builder
 	for _, l := range lines {
@@ -298,20 +340,16 @@ func shellQuote(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
-// Credentials returns the callers' IDs, serials and private keys and the
-// WeChat Pay public key and its ID.
+// Credentials returns each account's ID, serial and private key, its
+// WeChat Pay public key and ID, and its APIv3 key.
 func (s *Sandbox) Credentials() Credentials {
+	m, sp, b := s.ids.merchant, s.ids.sp, s.ids.brand
 	return Credentials{
-		MchID:       s.ids.merchant.id,
-		MchSerial:   s.ids.merchant.serial,
-		MchKey:      s.ids.merchant.key,
-		SPMchID:     s.ids.sp.id,
-		SPSerial:    s.ids.sp.serial,
-		SPKey:       s.ids.sp.key,
-		BrandID:     s.ids.brand.id,
-		BrandSerial: s.ids.brand.serial,
-		BrandKey:    s.ids.brand.key,
-		PubKeyID:    s.ids.pubKeyID,
-		PubKey:      &s.ids.platform.PublicKey,
+		MchID: m.id, MchSerial: m.serial, MchKey: m.key,
+		MchPubKeyID: m.pubKeyID, MchPubKey: &m.wxKey.PublicKey, MchAPIv3Key: []byte(m.apiv3),
+		SPMchID: sp.id, SPSerial: sp.serial, SPKey: sp.key,
+		SPPubKeyID: sp.pubKeyID, SPPubKey: &sp.wxKey.PublicKey, SPAPIv3Key: []byte(sp.apiv3),
+		BrandID: b.id, BrandSerial: b.serial, BrandKey: b.key,
+		BrandPubKeyID: b.pubKeyID, BrandPubKey: &b.wxKey.PublicKey, BrandAPIv3Key: []byte(b.apiv3),
 	}
 }

@@ -71,9 +71,13 @@ type Options struct {
 	// makes them reproducible in tests. Nil means a randomly seeded source.
 	Rand *rand.Rand
 	// Keys, when complete, are used instead of generating keys (generating
-	// four RSA-2048 keys takes a while). With StateDir, keys already saved
+	// six RSA-2048 keys takes a while). With StateDir, keys already saved
 	// there take precedence and these are saved when there are none.
 	Keys *Keys
+
+	// VerifyMode is how replies are signed: with each account's WeChat Pay
+	// public key (the default), with its platform certificates, or both.
+	VerifyMode VerifyMode
 }
 
 // Sandbox is a simulated WeChat Pay. It is safe for concurrent use.
@@ -83,6 +87,8 @@ type Sandbox struct {
 	wireNow func() time.Time // time of request and reply signatures
 	clock   *Clock           // nil when the clock is not adjustable
 	ids     identities
+	mode    VerifyMode
+	certMu  sync.Mutex // guards the accounts' certificates
 
 	mu sync.Mutex // guards st
 	st *state
@@ -122,6 +128,10 @@ func New(opts Options) (*Sandbox, error) {
 	if opts.RateLimit < 0 {
 		return nil, errors.New("sandbox: negative rate limit")
 	}
+	mode, err := ParseVerifyMode(string(opts.VerifyMode))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
 	s := &Sandbox{
 		opts:      opts,
 		faults:    opts.Faults,
@@ -129,6 +139,7 @@ func New(opts Options) (*Sandbox, error) {
 		limiter:   newLimiter(),
 		saveDelay: opts.SaveDelay,
 		rnd:       opts.Rand,
+		mode:      mode,
 	}
 	if s.saveDelay <= 0 {
 		s.saveDelay = 200 * time.Millisecond
@@ -149,7 +160,6 @@ func New(opts Options) (*Sandbox, error) {
 	}
 
 	keys := opts.Keys
-	var err error
 	if opts.StateDir != "" {
 		keys, err = loadOrCreateKeys(filepath.Join(opts.StateDir, keysDirName), opts.Keys)
 	} else if !keys.complete() {
@@ -159,6 +169,9 @@ func New(opts Options) (*Sandbox, error) {
 		return nil, err
 	}
 	s.ids = newIdentities(keys)
+	if err := s.setUpAccounts(); err != nil {
+		return nil, err
+	}
 
 	loaded := false
 	if opts.StateDir != "" {

@@ -27,6 +27,7 @@ const (
 	EndpointGetProductCouponStock    = "GET /brand/marketing/product-coupon/product-coupons/{product_coupon_id}/stocks/{stock_id}"
 	EndpointGetFavorStock            = "GET /v3/marketing/favor/stocks/{stock_id}"
 	EndpointGetBusifavorStock        = "GET /v3/marketing/busifavor/stocks/{stock_id}"
+	EndpointCertificates             = "GET /v3/certificates"
 )
 
 // maxBodyBytes bounds a request body. The largest legitimate one, 200 codes
@@ -43,9 +44,10 @@ const (
 	callerMerchant callerKind = iota // WECHATPAY2-SHA256-RSA2048, the merchant
 	callerSP                         // WECHATPAY2-SHA256-RSA2048, the service provider
 	callerBrand                      // WECHATPAY-BRAND-SHA256-RSA2048, the brand
+	callerAny                        // any of the three, each by its own scheme
 )
 
-func (s *Sandbox) party(k callerKind) party {
+func (s *Sandbox) party(k callerKind) *account {
 	switch k {
 	case callerSP:
 		return s.ids.sp
@@ -61,6 +63,9 @@ type endpoint struct {
 	method  string
 	pattern string // ServeMux pattern (the path of name)
 	caller  callerKind
+	// serialRequired: the document requires the Wechatpay-Serial header
+	// (001 and 004: "the WeChat Pay public key ID of the brand_id").
+	serialRequired bool
 
 	limit           rate   // documented rate limit
 	throttleCode    string // the document's 429 code
@@ -90,6 +95,7 @@ type call struct {
 	fp        string // fingerprint of method, path, query and body
 	now       time.Time
 	rec       *requestRecord
+	acct      *account // the caller's account
 }
 
 func conflictInvalidRequest(field string) func(string) *apiError {
@@ -148,14 +154,14 @@ func (s *Sandbox) endpointTable() []*endpoint {
 			handle: (*Sandbox).uploadProductCouponCodes,
 		},
 		{
-			name: EndpointDeactivateStock, caller: callerBrand,
+			name: EndpointDeactivateStock, caller: callerBrand, serialRequired: true,
 			limit:        rate{limit: 20, period: time.Second}, // 001: 频率限制:20/s
 			throttleCode: rateLimited, throttleMessage: rateLimitText, systemMessage: sysError,
 			requestNoField: "out_request_no", conflict: conflictInvalidRequest("out_request_no"),
 			handle: (*Sandbox).deactivateStock,
 		},
 		{
-			name: EndpointPreSendCouponBundle, caller: callerBrand,
+			name: EndpointPreSendCouponBundle, caller: callerBrand, serialRequired: true,
 			limit:        rate{limit: 500, period: time.Second}, // 004: 500/秒(品牌ID维度)
 			throttleCode: rateLimited, throttleMessage: rateLimitText, systemMessage: sysError,
 			requestNoField: "send_request_no", conflict: conflictInvalidRequest("send_request_no"),
@@ -176,6 +182,13 @@ func (s *Sandbox) endpointTable() []*endpoint {
 			name: EndpointGetBusifavorStock, caller: callerMerchant,
 			throttleCode: freqLimited, throttleMessage: "频率限制", systemMessage: "系统失败",
 			handle: (*Sandbox).getBusifavorStock,
+		},
+		{
+			// Platform certificates (下载平台证书): any account, by its own
+			// scheme; WeChat Pay publishes no limit and the sandbox sets none.
+			name: EndpointCertificates, caller: callerAny,
+			throttleCode: freqLimited, throttleMessage: "请求过于频繁", systemMessage: sysError,
+			handle: (*Sandbox).certificates,
 		},
 	}
 }
@@ -241,16 +254,18 @@ func (s *Sandbox) serveAPI(ep *endpoint, w http.ResponseWriter, r *http.Request)
 	if ep.method != http.MethodGet {
 		s.markDirty()
 	}
-	s.writeSigned(w, status, reply, s.chance(s.Faults().BadSignatureRate))
+	f := s.Faults()
+	s.writeSigned(w, r, c.acct, status, reply, s.chance(f.BadSignatureRate), s.chance(f.UnknownSerialRate))
 }
 
 // parseRequest authenticates a request and works out its request number and
 // fingerprint. It changes nothing.
 func (s *Sandbox) parseRequest(ep *endpoint, r *http.Request, body []byte) (*call, *apiError) {
-	callerID, aerr := s.authenticate(ep, r, body)
+	acct, aerr := s.authenticate(ep, r, body)
 	if aerr != nil {
 		return nil, aerr
 	}
+	callerID := acct.id
 	if ep.method != http.MethodGet {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mt != "application/json" {
@@ -259,7 +274,7 @@ func (s *Sandbox) parseRequest(ep *endpoint, r *http.Request, body []byte) (*cal
 				Detail:  map[string]any{"field": "Content-Type", "location": "header"}}
 		}
 	}
-	c := &call{r: r, body: body, callerID: callerID}
+	c := &call{r: r, body: body, callerID: callerID, acct: acct}
 	if ep.requestNoField != "" {
 		c.requestNo = requestNumber(ep.requestNoField, body)
 	}
@@ -272,37 +287,64 @@ func signError(issue, field string) *apiError {
 		Detail: map[string]any{"field": field, "location": "authorization", "issue": issue}}
 }
 
-// authenticate checks the Authorization header and the Wechatpay-Serial
-// header against the caller the endpoint takes, returning the caller's ID.
-func (s *Sandbox) authenticate(ep *endpoint, r *http.Request, body []byte) (string, *apiError) {
+// authenticate checks the Authorization header against the caller the
+// endpoint takes, and the Wechatpay-Serial header where the document
+// requires it, returning the caller's account.
+func (s *Sandbox) authenticate(ep *endpoint, r *http.Request, body []byte) (*account, *apiError) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", signError("缺少 Authorization 请求头", "authorization")
+		return nil, signError("缺少 Authorization 请求头", "authorization")
 	}
 	a, err := signing.ParseAuthorization(h)
 	if err != nil {
-		return "", signError("Authorization 请求头格式错误("+err.Error()+")", "authorization")
+		return nil, signError("Authorization 请求头格式错误("+err.Error()+")", "authorization")
 	}
-	p := s.party(ep.caller)
+	var p *account
 	want := signing.SchemeMerchant
-	if ep.caller == callerBrand {
-		want = signing.SchemeBrand
-	}
-	if a.Scheme != want {
-		return "", signError("该接口须使用 "+string(want)+" 认证类型", "schema")
-	}
-	if a.ID != p.id {
-		return "", signError(fmt.Sprintf("%s %q 无权调用该接口", want.IDField(), a.ID), want.IDField())
+	if ep.caller == callerAny {
+		want = a.Scheme
+		for _, acct := range s.ids.all() {
+			scheme := signing.SchemeMerchant
+			if acct.kind == callerBrand {
+				scheme = signing.SchemeBrand
+			}
+			if acct.id == a.ID && scheme == a.Scheme {
+				p = acct
+			}
+		}
+		if p == nil {
+			return nil, signError(fmt.Sprintf("%s %q 无权调用该接口", want.IDField(), a.ID), want.IDField())
+		}
+	} else {
+		p = s.party(ep.caller)
+		if ep.caller == callerBrand {
+			want = signing.SchemeBrand
+		}
+		if a.Scheme != want {
+			return nil, signError("该接口须使用 "+string(want)+" 认证类型", "schema")
+		}
+		if a.ID != p.id {
+			return nil, signError(fmt.Sprintf("%s %q 无权调用该接口", want.IDField(), a.ID), want.IDField())
+		}
 	}
 	if a.Serial != p.serial {
-		return "", signError("serial_no 与 API 证书序列号不符", "serial_no")
+		return nil, signError("serial_no 与 API 证书序列号不符", "serial_no")
 	}
 	ts := time.Unix(a.Timestamp, 0)
 	if d := s.wireNow().Sub(ts); d > signatureWindow || d < -signatureWindow {
-		return "", signError("timestamp 与当前时间相差超过 5 分钟", "timestamp")
+		return nil, signError("timestamp 与当前时间相差超过 5 分钟", "timestamp")
 	}
-	if got := r.Header.Get(signing.HeaderSerial); got != s.ids.pubKeyID {
-		return "", signError("Wechatpay-Serial 须为微信支付公钥ID "+s.ids.pubKeyID, "Wechatpay-Serial")
+	if ep.serialRequired {
+		if got := r.Header.Get(signing.HeaderSerial); !s.acceptsSerial(p, got) {
+			what := "微信支付公钥ID " + p.pubKeyID
+			switch s.mode {
+			case VerifyCertificate:
+				what = "微信支付平台证书序列号"
+			case VerifyBoth:
+				what = "微信支付公钥ID " + p.pubKeyID + " 或平台证书序列号"
+			}
+			return nil, signError("Wechatpay-Serial 须为"+what, "Wechatpay-Serial")
+		}
 	}
 	// The signed path is the request target as sent; r.URL.RequestURI()
 	// re-encodes it, which differs only for unusual escapes, so either is
@@ -314,10 +356,10 @@ func (s *Sandbox) authenticate(ep *endpoint, r *http.Request, body []byte) (stri
 	}
 	for _, target := range targets {
 		if signing.Verify(pub, signing.RequestMessage(r.Method, target, a.Timestamp, a.Nonce, body), a.Signature) == nil {
-			return a.ID, nil
+			return p, nil
 		}
 	}
-	return "", signError("签名验证失败", "signature")
+	return nil, signError("签名验证失败", "signature")
 }
 
 // requestNumber reads a string field from a JSON object body; it is "" when
@@ -480,27 +522,41 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	w.Write(body)
 }
 
-// writeSigned sends a 2xx reply signed with the platform key. With bad set,
-// the signature is made over a different message, so it is well-formed but
-// does not verify.
-func (s *Sandbox) writeSigned(w http.ResponseWriter, status int, body []byte, bad bool) {
+// writeSigned sends a 2xx reply signed as account a's replies are in the
+// sandbox's verify mode (see replySigner). With bad set the signature is
+// made over a different message, so it is well-formed but does not verify;
+// with foreign set it is made by a key the account does not know, under a
+// serial that names none of its keys.
+func (s *Sandbox) writeSigned(w http.ResponseWriter, r *http.Request, a *account, status int, body []byte, bad, foreign bool) {
 	ts := strconv.FormatInt(s.wireNow().Unix(), 10)
 	nonce := signing.NewNonce()
 	msg := signing.ReplyMessage(ts, nonce, body)
 	if bad {
 		msg = append(msg, "tampered"...)
 	}
-	sig, err := signing.Sign(s.ids.platform, msg)
+	key, serial := s.replySigner(a, r)
+	if foreign {
+		// Another account's public key pair: a real key, just not this
+		// account's, under a serial of neither form it knows.
+		other := s.ids.merchant
+		if a == other {
+			other = s.ids.sp
+		}
+		key, serial = other.wxKey, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+	}
+	sig, err := signing.Sign(key, msg)
 	if err != nil {
 		writeError(w, &apiError{Status: http.StatusInternalServerError, Code: "SYSTEM_ERROR", Message: "应答签名失败"})
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
+	if len(body) > 0 {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
 	h.Set(signing.HeaderTimestamp, ts)
 	h.Set(signing.HeaderNonce, nonce)
 	h.Set(signing.HeaderSignature, sig)
-	h.Set(signing.HeaderSerial, s.ids.pubKeyID)
+	h.Set(signing.HeaderSerial, serial)
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -55,7 +55,8 @@ func TestStateDirPersistence(t *testing.T) {
 	e2 := open()
 	defer func() { e2.srv.Close(); must(t, e2.sb.Close()) }()
 	if e2.creds.MchSerial != creds.MchSerial || e2.creds.BrandSerial != creds.BrandSerial || e2.creds.SPSerial != creds.SPSerial ||
-		e2.creds.PubKeyID != creds.PubKeyID || !e2.creds.PubKey.Equal(creds.PubKey) {
+		e2.creds.BrandPubKeyID != creds.BrandPubKeyID || !e2.creds.BrandPubKey.Equal(creds.BrandPubKey) ||
+		e2.creds.MchPubKeyID != creds.MchPubKeyID || string(e2.creds.SPAPIv3Key) != string(creds.SPAPIv3Key) {
 		t.Error("keys changed across restart")
 	}
 	if got := e2.sb.Stocks(); !sameStocks(stocks, got) {
@@ -132,10 +133,9 @@ func TestWriteFiles(t *testing.T) {
 		order = append(order, k)
 	}
 	want := []string{"CONSOLE_WXPAY_MODE", "CONSOLE_WXPAY_BASE_URL", "CONSOLE_WXPAY_FALLBACK_URL",
-		"CONSOLE_WXPAY_MCHID", "CONSOLE_WXPAY_MCH_SERIAL", "CONSOLE_WXPAY_MCH_KEY",
-		"CONSOLE_WXPAY_SP_MCHID", "CONSOLE_WXPAY_SP_SERIAL", "CONSOLE_WXPAY_SP_KEY",
-		"CONSOLE_WXPAY_BRAND_ID", "CONSOLE_WXPAY_BRAND_SERIAL", "CONSOLE_WXPAY_BRAND_KEY",
-		"CONSOLE_WXPAY_PUBKEY_ID", "CONSOLE_WXPAY_PUBKEY"}
+		"CONSOLE_WXPAY_MCHID", "CONSOLE_WXPAY_MCH_SERIAL", "CONSOLE_WXPAY_MCH_KEY", "CONSOLE_WXPAY_MCH_PUBKEY_ID", "CONSOLE_WXPAY_MCH_PUBKEY",
+		"CONSOLE_WXPAY_SP_MCHID", "CONSOLE_WXPAY_SP_SERIAL", "CONSOLE_WXPAY_SP_KEY", "CONSOLE_WXPAY_SP_PUBKEY_ID", "CONSOLE_WXPAY_SP_PUBKEY",
+		"CONSOLE_WXPAY_BRAND_ID", "CONSOLE_WXPAY_BRAND_SERIAL", "CONSOLE_WXPAY_BRAND_KEY", "CONSOLE_WXPAY_BRAND_PUBKEY_ID", "CONSOLE_WXPAY_BRAND_PUBKEY"}
 	if !slices.Equal(order, want) {
 		t.Errorf("variables %v", order)
 	}
@@ -144,8 +144,8 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("%v", env)
 	}
 	if env["CONSOLE_WXPAY_MCHID"] != MerchantID || env["CONSOLE_WXPAY_SP_MCHID"] != ServiceProviderID || env["CONSOLE_WXPAY_BRAND_ID"] != BrandID ||
-		env["CONSOLE_WXPAY_MCH_SERIAL"] != e.creds.MchSerial || env["CONSOLE_WXPAY_PUBKEY_ID"] != e.creds.PubKeyID ||
-		!strings.HasPrefix(env["CONSOLE_WXPAY_PUBKEY_ID"], "PUB_KEY_ID_") {
+		env["CONSOLE_WXPAY_MCH_SERIAL"] != e.creds.MchSerial || env["CONSOLE_WXPAY_MCH_PUBKEY_ID"] != e.creds.MchPubKeyID ||
+		!strings.HasPrefix(env["CONSOLE_WXPAY_MCH_PUBKEY_ID"], "PUB_KEY_ID_") {
 		t.Errorf("%v", env)
 	}
 	keys := map[string]*rsa.PrivateKey{
@@ -164,9 +164,13 @@ func TestWriteFiles(t *testing.T) {
 			t.Errorf("%s mode %v", name, fi.Mode().Perm())
 		}
 	}
-	pub, err := signing.LoadPublicKey(env["CONSOLE_WXPAY_PUBKEY"])
-	if err != nil || !pub.Equal(e.creds.PubKey) {
-		t.Errorf("public key: %v", err)
+	for name, want := range map[string]*rsa.PublicKey{
+		"CONSOLE_WXPAY_MCH_PUBKEY": e.creds.MchPubKey, "CONSOLE_WXPAY_SP_PUBKEY": e.creds.SPPubKey, "CONSOLE_WXPAY_BRAND_PUBKEY": e.creds.BrandPubKey,
+	} {
+		pub, err := signing.LoadPublicKey(env[name])
+		if err != nil || !pub.Equal(want) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	if shellQuote("/tmp/with space/k.pem") != "'/tmp/with space/k.pem'" || shellQuote("it's") != `'it'\''s'` {
 		t.Error("shellQuote")
