@@ -16,13 +16,14 @@ import (
 
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/testdb"
 )
 
 // A page whose component fails midway answers with the whole 500 page, not
 // the half written before the failure under the status meant for the page.
 func TestRenderFailedMidway(t *testing.T) {
 	s := New(Deps{
-		Catalog: i18n.MustLoad(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
+		DB: testdb.SQLite(t), Catalog: i18n.MustLoad(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
 		Sessions: sessions.NewCookieStore([]byte(strings.Repeat("k", 32))),
 	})
 	halfway := templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
