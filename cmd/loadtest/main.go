@@ -33,7 +33,10 @@ the console's own "console user add" subcommand, run with this process's
 environment: run it where CONSOLE_DATABASE_URL names the consoles' database
 (-console names the console binary; by default it is built from ./cmd/console).
 With -users-file FILE, it signs in the users listed there instead, one per
-line: username,password,role (role: operator, manager, support or admin).
+line: username,password,role (role: operator, manager, support or admin);
+with fewer lines than -users, lines are reused, each use a session of its own.
+Sign-ins come first, before the clock starts; users whose role requires
+two-factor sign-in cannot be used.
 
 Users are split between the -url values (several instances sharing one
 database). Each signs in through /login as a browser would (same-origin

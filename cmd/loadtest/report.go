@@ -102,10 +102,12 @@ func percentiles(name string, ds []time.Duration) routeStats {
 	return rs
 }
 
-// isPageView: a GET answered with an HTML page, as opposed to downloads
-// (CSV) and the progress JSON.
+// isPageView: a GET answered with an HTML page during the run, as opposed
+// to downloads (CSV), the progress JSON and the sign-in page (before the
+// clock starts).
 func isPageView(route string) bool {
-	return strings.HasPrefix(route, "GET ") && !strings.Contains(route, ".csv") && !strings.HasSuffix(route, "/progress")
+	return strings.HasPrefix(route, "GET ") && !strings.Contains(route, ".csv") && !strings.HasSuffix(route, "/progress") &&
+		route != "GET /login"
 }
 
 func (s *stats) result(elapsed time.Duration) *result {

@@ -12,7 +12,6 @@ import (
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/presend"
-	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 )
 
@@ -28,9 +27,9 @@ const crashExitCode = 3
 
 // newActions builds the deactivation and pre-send services, with the fault
 // hook when the settings ask for one.
-func newActions(cfg config.Config, db *database.DB, wx *wxpay.Client, ops *wxops.Store, keys *presend.Keys, logger *slog.Logger) (*deactivate.Service, *presend.Service) {
-	d := &deactivate.Service{DB: db.Gorm, WX: wx, Ops: ops, AfterIntent: crashHook(cfg, logger, "deactivate")}
-	p := &presend.Service{DB: db.Gorm, WX: wx, Ops: ops, Keys: keys, AfterIntent: crashHook(cfg, logger, "presend")}
+func newActions(cfg config.Config, db *database.DB, wx *wxpay.Client, keys *presend.Keys, logger *slog.Logger) (*deactivate.Service, *presend.Service) {
+	d := &deactivate.Service{DB: db.Gorm, WX: wx, AfterIntent: crashHook(cfg, logger, "deactivate")}
+	p := &presend.Service{DB: db.Gorm, WX: wx, Keys: keys, AfterIntent: crashHook(cfg, logger, "presend")}
 	return d, p
 }
 
@@ -48,17 +47,18 @@ func crashHook(cfg config.Config, logger *slog.Logger, action string) func() {
 	}
 }
 
-// ResumeActions resends the deactivations and pre-sends left pending whose
-// operation was last touched more than olderThan ago.
+// ResumeActions resends the stock creations, deactivations and pre-sends
+// left pending whose operation was last touched more than olderThan ago.
 func (c *Console) ResumeActions(ctx context.Context, olderThan time.Duration) {
+	s, serr := c.Stocks.ResumeCreate(ctx, olderThan)
 	d, derr := c.Deactivate.Resume(ctx, olderThan)
 	p, perr := c.Presend.Resume(ctx, olderThan)
 	a, aerr := c.Approvals.Resume(ctx, olderThan) // approved, call not yet made
-	if err := errors.Join(derr, perr, aerr); err != nil && ctx.Err() == nil {
+	if err := errors.Join(serr, derr, perr, aerr); err != nil && ctx.Err() == nil {
 		c.Logger.Error("resume pending WeChat Pay operations", "err", err)
 	}
-	if d > 0 || p > 0 || a > 0 {
-		c.Logger.Info("resumed pending WeChat Pay operations", "deactivations", d, "presends", p, "approvals", a)
+	if s > 0 || d > 0 || p > 0 || a > 0 {
+		c.Logger.Info("resumed pending WeChat Pay operations", "stock_creations", s, "deactivations", d, "presends", p, "approvals", a)
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
+	"voucherconsole/internal/wxconn"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/certstore"
@@ -206,7 +207,7 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 	}
 	c.closers = append(c.closers, wx.close, startCertRefresh(wx.Client, logger))
 	c.WX, c.Sandbox = wx.Client, wx.Sandbox
-	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client}
+	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client, Create: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
@@ -222,22 +223,25 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 	}
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
-	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, c.Ops, openIDKeys, logger)
-	if c.Approvals, err = newApprovals(cfg, db, c.Deactivate, c.Alerts, logger); err != nil {
+	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, openIDKeys, logger)
+	if c.Approvals, err = newApprovals(cfg, db, c.Stocks, c.Deactivate, c.Alerts, logger); err != nil {
 		return nil, err
 	}
 	if c.TwoFactor, err = twoFactorService(cfg, db, secret); err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	m.Registry.MustRegister(newStateCollector(db)) // opsmetrics.go
 	// The integrity page's verifications run in the background; they stop
 	// (recorded as failed) before the database closes.
 	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
 	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: c.Users, Catalog: catalog, Sessions: sessionStore(cfg, secret),
-		Logger: logger, Metrics: metrics.New(), Stocks: c.Stocks, WX: wx.Client, Ops: c.Ops,
+		Logger: logger, Metrics: m, Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier, Now: opts.Now,
+		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},
 	})
 	return c, nil
 }

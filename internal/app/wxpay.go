@@ -22,9 +22,10 @@ import (
 // wxPay is the WeChat Pay access of a running console: the client, and in
 // sandbox mode the in-process sandbox it talks to through its handler.
 type wxPay struct {
-	Client  *wxpay.Client
-	Sandbox *sandbox.Sandbox // nil in live mode
-	BaseURL string
+	Client      *wxpay.Client
+	Sandbox     *sandbox.Sandbox // nil in live mode
+	BaseURL     string
+	FallbackURL string
 	// Transport reaches the in-process sandbox (nil in live mode); clients
 	// built beside Client use it too.
 	Transport http.RoundTripper
@@ -81,7 +82,7 @@ func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger, s
 		if err != nil {
 			return nil, err
 		}
-		return &wxPay{Client: client, BaseURL: cfg.WxPay.BaseURL, close: func() {}}, nil
+		return &wxPay{Client: client, BaseURL: cfg.WxPay.BaseURL, FallbackURL: client.Config().FallbackURL, close: func() {}}, nil
 	}
 
 	stateDir := filepath.Join(cfg.DataDir, "sandbox")

@@ -30,12 +30,14 @@ import (
 	"voucherconsole/internal/clock"
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/wxpay"
 )
 
 // Kinds of request.
 const (
 	KindDeactivate = "deactivate"
+	KindCreate     = "create"
 )
 
 // Status of a request.
@@ -154,6 +156,12 @@ type Deactivator interface {
 	Repost(ctx context.Context, ac audit.Context, formToken string) (*models.Stock, bool, error)
 }
 
+// Creator creates voucher stocks from a recorded request (the stocks
+// service, with the console's WeChat Pay client and operations).
+type Creator interface {
+	CreateFavorRequest(ctx context.Context, ac audit.Context, formToken string, req wxpay.CreateFavorStockRequest) (*models.Stock, error)
+}
+
 // Service keeps approval requests.
 type Service struct {
 	DB         *gorm.DB
@@ -162,6 +170,7 @@ type Service struct {
 	Default    Policy        // CONSOLE_APPROVALS, until an admin sets one
 	Approvers  []models.Role // nil: managers
 	Deactivate Deactivator
+	Create     Creator
 	Notifier   Notifier // nil: TableNotifier
 	// Alerts, when set, tells approvers and requesters through the
 	// console's alerts too, after each change commits; a failure there is
@@ -298,7 +307,7 @@ func (s *Service) SetPolicy(ctx context.Context, ac audit.Context, text string) 
 // has checked may be deactivated) with the reason: the body is made now,
 // with its request number, and kept exactly. A form posted twice (same
 // formToken) is one request; existing says it was already recorded.
-func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st *models.Stock, reason, formToken string) (r *Request, existing bool, err error) {
+func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st *models.Stock, reason, formToken string) (*Request, bool, error) {
 	now := s.Now.UTC()
 	body := deactivate.NewRequest(now, reason)
 	method, path, err := wxpay.DeactivateProductCouponStockCall(st.ProductCouponID, st.StockID)
@@ -309,19 +318,47 @@ func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st 
 	if err != nil {
 		return nil, false, err
 	}
+	ref := st.ID
+	return s.recordRequest(ctx, ac, &Request{
+		Kind: KindDeactivate, StockRef: &ref, RequestNo: body.OutRequestNo, Method: method, Path: path, Body: string(raw),
+	}, formToken, map[string]any{
+		"stock_id": st.StockID, "product_coupon_id": st.ProductCouponID,
+		"deactivate_reason": body.DeactivateReason, "state_before": st.State,
+		"expires_at": now.Add(s.ttl()).Format(time.RFC3339),
+	})
+}
+
+var errRecorded = errors.New("approvals: form already recorded")
+
+// RequestCreate records a request to create a voucher stock from req (the
+// validated form): its request number is fixed now, and the body kept
+// exactly. A form posted twice (same formToken) is one request.
+func (s *Service) RequestCreate(ctx context.Context, ac audit.Context, req wxpay.CreateFavorStockRequest, formToken string) (*Request, bool, error) {
+	now := s.Now.UTC()
+	req.OutRequestNo = stocks.NewCreateRequestNo(req, now)
+	method, path := wxpay.CreateFavorStockCall()
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return nil, false, err
+	}
+	detail := map[string]any{"stock_name": req.StockName, "max_amount": req.StockUseRule.MaxAmount,
+		"expires_at": now.Add(s.ttl()).Format(time.RFC3339)}
+	return s.recordRequest(ctx, ac, &Request{Kind: KindCreate, RequestNo: req.OutRequestNo, Method: method, Path: path, Body: string(raw)}, formToken, detail)
+}
+
+// recordRequest stores a new pending request r, audited and told, or finds
+// the one its form already recorded.
+func (s *Service) recordRequest(ctx context.Context, ac audit.Context, r *Request, formToken string, detail map[string]any) (*Request, bool, error) {
 	if ac.ActorID == nil {
 		return nil, false, errors.New("approvals: a request needs a signed-in requester")
 	}
-	ref := st.ID
-	r = &Request{
-		Kind: KindDeactivate, Status: StatusPending, RequestedBy: *ac.ActorID, StockRef: &ref,
-		RequestNo: body.OutRequestNo, Method: method, Path: path, Body: string(raw),
-		ExpiresAt: now.Add(s.ttl()), CreatedAt: now, UpdatedAt: now,
-	}
+	now := s.Now.UTC()
+	r.Status, r.RequestedBy = StatusPending, *ac.ActorID
+	r.ExpiresAt, r.CreatedAt, r.UpdatedAt = now.Add(s.ttl()), now, now
 	if formToken != "" {
 		r.FormToken = &formToken
 	}
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "form_token"}}, DoNothing: true}).Create(r)
 		if res.Error != nil {
 			return res.Error
@@ -329,12 +366,7 @@ func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st 
 		if res.RowsAffected == 0 {
 			return errRecorded
 		}
-		rec := s.record(ac, ActionRequest, audit.Success, r, map[string]any{
-			"stock_id": st.StockID, "product_coupon_id": st.ProductCouponID,
-			"deactivate_reason": body.DeactivateReason, "state_before": st.State,
-			"expires_at": r.ExpiresAt.Format(time.RFC3339),
-		})
-		if _, err := audit.Append(ctx, tx, now, rec); err != nil {
+		if _, err := audit.Append(ctx, tx, now, s.record(ac, ActionRequest, audit.Success, r, detail)); err != nil {
 			return err
 		}
 		if err := s.notifyRequester(ctx, tx, r, "requested", now); err != nil {
@@ -355,8 +387,6 @@ func (s *Service) RequestDeactivation(ctx context.Context, ac audit.Context, st 
 	s.alert(ctx, r, "requested")
 	return r, false, nil
 }
-
-var errRecorded = errors.New("approvals: form already recorded")
 
 // Item is a request with the names the pages show.
 type Item struct {
@@ -574,7 +604,11 @@ func formToken(r *Request) string { return "approval-" + strconv.FormatInt(r.ID,
 // found by the request number, so a retry after a crash resends the same
 // call rather than making another.
 func (s *Service) send(ctx context.Context, ac audit.Context, r *Request) (*models.Stock, error) {
-	if r.Kind != KindDeactivate {
+	switch r.Kind {
+	case KindDeactivate:
+	case KindCreate:
+		return s.sendCreate(ctx, ac, r)
+	default:
 		return nil, fmt.Errorf("approvals: kind %q cannot be sent", r.Kind)
 	}
 	db := s.DB.WithContext(ctx)
@@ -608,10 +642,33 @@ func (s *Service) send(ctx context.Context, ac audit.Context, r *Request) (*mode
 			return &stock, s.markUnsendable(ctx, ac, r, na)
 		}
 	}
-	if lerr := s.link(ctx, ac, r); lerr != nil {
+	if lerr := s.link(ctx, ac, r, deactivate.OpKind); lerr != nil {
 		return st, errors.Join(err, lerr)
 	}
 	return st, err
+}
+
+// sendCreate makes an approved creation's call, or continues it, found by
+// its request number; a creation WeChat Pay refused is not sent again.
+func (s *Service) sendCreate(ctx context.Context, ac audit.Context, r *Request) (*models.Stock, error) {
+	var op models.WxOperation
+	err := s.DB.WithContext(ctx).Where("kind = ? AND request_no = ?", stocks.OpCreateFavorStock, r.RequestNo).Take(&op).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
+	var st *models.Stock
+	if err != nil || op.Status != models.OpFailed {
+		var body wxpay.CreateFavorStockRequest
+		if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+			return nil, fmt.Errorf("approval %d body: %w", r.ID, err)
+		}
+		st, err = s.Create.CreateFavorRequest(ctx, ac, formToken(r), body)
+		if lerr := s.link(ctx, ac, r, stocks.OpCreateFavorStock); lerr != nil {
+			return st, errors.Join(err, lerr)
+		}
+		return st, err
+	}
+	return nil, s.link(ctx, ac, r, stocks.OpCreateFavorStock)
 }
 
 // markUnsendable ends an approved request whose stock can no longer be
@@ -640,18 +697,22 @@ func (s *Service) markUnsendable(ctx context.Context, ac audit.Context, r *Reque
 
 // link records which operation made the request's call, once, audited
 // with the operation's outcome.
-func (s *Service) link(ctx context.Context, ac audit.Context, r *Request) error {
+func (s *Service) link(ctx context.Context, ac audit.Context, r *Request, opKind string) error {
 	now := s.Now.UTC()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var op models.WxOperation
-		err := tx.Where("kind = ? AND request_no = ?", deactivate.OpKind, r.RequestNo).Take(&op).Error
+		err := tx.Where("kind = ? AND request_no = ?", opKind, r.RequestNo).Take(&op).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		res := tx.Model(&Request{}).Where("id = ? AND operation_id IS NULL", r.ID).Update("operation_id", op.ID)
+		set := map[string]any{"operation_id": op.ID}
+		if r.StockRef == nil && op.StockRef != nil { // a created stock
+			set["stock_ref"] = *op.StockRef
+		}
+		res := tx.Model(&Request{}).Where("id = ? AND operation_id IS NULL", r.ID).Updates(set)
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}

@@ -58,14 +58,20 @@ func Verify(ctx context.Context, db *gorm.DB) (Result, error) {
 
 // VerifyStream walks the whole chain in sequence order, in batches, so
 // memory stays flat however long the log is; progress, when not nil, is
-// called after each batch with the result so far. The next batch is read
-// while the current one is hashed, and its hashes are computed on every
-// core; the links between entries are then checked in order.
+// called after each batch with the result so far. It walks the entries up
+// to the last one when it starts (the chain head on PostgreSQL); several
+// batches are read and hashed at once, one per core and one ahead, and the
+// links between entries are then checked in order.
 //
 // On PostgreSQL the chain head (audit_head) is read first and the walk must
 // reach the entry it records, with the hash it records: entries cut off the
 // end of the log are found too, unless the head was rewound as well.
 func VerifyStream(ctx context.Context, db *gorm.DB, progress func(Result)) (Result, error) {
+	return verifyStream(ctx, db, runtime.GOMAXPROCS(0), progress)
+}
+
+// verifyStream is VerifyStream hashing on up to workers goroutines.
+func verifyStream(ctx context.Context, db *gorm.DB, workers int, progress func(Result)) (Result, error) {
 	res := Result{Intact: true}
 	head, err := readHead(ctx, db)
 	if err != nil {
@@ -77,37 +83,51 @@ func VerifyStream(ctx context.Context, db *gorm.DB, progress func(Result)) (Resu
 		return res, fmt.Errorf("audit verify: %w", err)
 	}
 
+	// Batches are read by sequence range, several at once (each read
+	// also hashes its entries), and taken in order: the walk goes as fast as
+	// the database serves rows, in memory bounded by the batches in flight.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type batch struct {
 		entries []Entry
+		ok      []bool
 		err     error
 	}
-	batches := make(chan batch, 1)
+	inFlight := max(2, 2*workers)
+	results := make(chan chan batch, inFlight-1)
 	go func() {
-		defer close(batches)
-		var after int64
-		for {
-			entries, err := readEntries(ctx, db, after, verifyBatch)
+		defer close(results)
+		for lo := int64(0); lo < res.Total; lo += verifyBatch {
+			ch := make(chan batch, 1)
 			select {
-			case batches <- batch{entries, err}:
+			case results <- ch:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || len(entries) < verifyBatch {
-				return
-			}
-			after = entries[len(entries)-1].Seq
+			go func() {
+				entries, err := readEntries(ctx, db, lo, lo+verifyBatch)
+				var ok []bool
+				if err == nil {
+					ok = hashesMatch(entries, max(1, workers/inFlight))
+				}
+				ch <- batch{entries, ok, err}
+			}()
 		}
 	}()
 
 	prevHash := GenesisHash
 	var after int64
-	for b := range batches {
+	for ch := range results {
+		var b batch
+		select {
+		case b = <-ch:
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
 		if b.err != nil {
 			return res, fmt.Errorf("audit verify: %w", b.err)
 		}
-		ok := hashesMatch(b.entries)
+		ok := b.ok
 		for i := range b.entries {
 			e := &b.entries[i]
 			switch {
@@ -139,17 +159,17 @@ func VerifyStream(ctx context.Context, db *gorm.DB, progress func(Result)) (Resu
 	return res, nil
 }
 
-// readEntries reads up to n entries after seq, scanning the columns
+// readEntries reads the entries with lo < seq <= hi, scanning the columns
 // directly (the walk's cost is mostly this and the hashing).
-func readEntries(ctx context.Context, db *gorm.DB, after int64, n int) ([]Entry, error) {
+func readEntries(ctx context.Context, db *gorm.DB, lo, hi int64) ([]Entry, error) {
 	rows, err := db.WithContext(ctx).Raw(`SELECT seq, hash_scheme, occurred_at, actor_id, actor, actor_roles, action,
 		target_type, target_id, outcome, wx_request_no, wx_error_code, wx_request_id, client_ip, user_agent,
-		request_id, detail, prev_hash, hash FROM audit_entries WHERE seq > ? ORDER BY seq LIMIT ?`, after, n).Rows()
+		request_id, detail, prev_hash, hash FROM audit_entries WHERE seq > ? AND seq <= ? ORDER BY seq`, lo, hi).Rows()
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]Entry, 0, n)
+	out := make([]Entry, 0, hi-lo)
 	for rows.Next() {
 		var e Entry
 		var actorID sql.NullInt64
@@ -169,9 +189,9 @@ func readEntries(ctx context.Context, db *gorm.DB, after int64, n int) ([]Entry,
 // hashesMatch reports for each entry whether its hash is the hash of its
 // content chained to its recorded predecessor hash; each entry is checked
 // on its own, so the batch is split across the cores.
-func hashesMatch(entries []Entry) []bool {
+func hashesMatch(entries []Entry, workers int) []bool {
 	ok := make([]bool, len(entries))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(entries)/256))
+	workers = max(1, min(workers, len(entries)/256))
 	per := (len(entries) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -259,6 +279,9 @@ type Verifier struct {
 	// least ten seconds) is taken for interrupted.
 	Beat time.Duration
 	Now  func() time.Time
+	// Workers is how many cores a run hashes on; zero means one, leaving
+	// the others to the pages (console audit verify uses them all).
+	Workers int
 	// Log receives errors of background runs; may be nil.
 	Log func(msg string, args ...any)
 
@@ -360,7 +383,7 @@ func (v *Verifier) run(r *Run) {
 		}
 		return nil
 	}
-	res, err := VerifyStream(ctx, v.DB, func(res Result) {
+	res, err := verifyStream(ctx, v.DB, max(1, v.Workers), func(res Result) {
 		if time.Since(last) < v.beat() {
 			return
 		}

@@ -57,3 +57,23 @@ func TestLogValueHidesSecrets(t *testing.T) {
 		t.Fatalf("log value shows the session key: %s", v)
 	}
 }
+
+func TestParseProxies(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"", nil, true},
+		{"10.0.0.1", []string{"10.0.0.1"}, true},
+		{" 10.0.0.0/8 , ::1 ,", []string{"10.0.0.0/8", "::1"}, true},
+		{"10.0.0.0/33", nil, false},
+		{"proxy.example", nil, false},
+		{"*", nil, false},
+	} {
+		got, err := ParseProxies(tc.in)
+		if (err == nil) != tc.ok || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("ParseProxies(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}

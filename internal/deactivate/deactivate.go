@@ -39,10 +39,6 @@ const Action = "stock.deactivate"
 // characters (counted as characters, not bytes).
 const MaxReason = 150
 
-// inFlight is how long after its intent an operation not yet tried is taken
-// to be in flight in another request rather than left behind by a crash.
-const inFlight = time.Minute
-
 // Client is the part of the WeChat Pay client deactivation needs.
 type Client interface {
 	DeactivateProductCouponStock(ctx context.Context, productCouponID, stockID string, req wxpay.DeactivateProductCouponStockRequest) (*wxpay.ProductCouponStock, error)
@@ -53,7 +49,6 @@ type Client interface {
 type Service struct {
 	DB  *gorm.DB
 	WX  Client
-	Ops *wxops.Store
 	Now clock.Func
 	// AfterIntent, when set, runs right after an intent is recorded and
 	// before the call: the fault hook with which tests crash the process
@@ -62,7 +57,9 @@ type Service struct {
 }
 
 // ErrInFlight means the same form is being sent by another request now.
-var ErrInFlight = errors.New("deactivate: the same form is being submitted")
+var ErrInFlight = wxops.ErrInFlight
+
+func (s *Service) ops() *wxops.Store { return &wxops.Store{DB: s.DB, Now: s.Now} }
 
 // NotAllowedError says why a stock cannot be deactivated: it is not a
 // product coupon, or its state is neither SENDING nor PAUSED.
@@ -155,28 +152,87 @@ func intentDetail(st *models.Stock, req wxpay.DeactivateProductCouponStockReques
 	}
 }
 
+// Form is the deactivation form as posted.
+type Form struct {
+	Reason    string `form:"deactivate_reason"`
+	Confirm   string `form:"stock_id"`
+	FormToken string `form:"form_token"`
+}
+
+// Result is the outcome of a posted form.
+type Result struct {
+	// Stock is the console's record as the outcome left it.
+	Stock *models.Stock
+	// Refused says why the console refused the stock's deactivation
+	// (audited as denied; nothing was sent).
+	Refused error
+	// Errors are the form's field problems (nothing was sent).
+	Errors map[string]string
+	// Pending: the request is kept to be resent (its outcome is unknown).
+	Pending bool
+	// Held: the form was valid and held, not sent (see Submit).
+	Held bool
+}
+
+// Submit answers a posted deactivation form, with one WeChat Pay call at
+// most on the way to a success: a form already posted gets its operation's
+// outcome (resending it when it is pending); a stock that may not be
+// deactivated is refused and audited as denied, a form with field errors
+// comes back with them, both with nothing sent; otherwise the stock is
+// deactivated. The error is WeChat Pay's (wxpay.Describe it), ErrInFlight,
+// or the console's own.
+//
+// hold, when not nil, is asked before sending a valid form whether to hold
+// it instead (a second person's approval first, say); Result.Held then says
+// it did, and nothing was sent.
+func (s *Service) Submit(ctx context.Context, ac audit.Context, st *models.Stock, f Form, hold func(st *models.Stock, reason, formToken string) bool) (Result, error) {
+	op, err := s.ops().Find(ctx, OpKind, f.FormToken)
+	if err != nil {
+		return Result{Stock: st}, err
+	}
+	if op != nil {
+		done, err := s.continueOp(ctx, ac, op)
+		return Result{Stock: done, Pending: err != nil && op.Status == models.OpPending}, err
+	}
+	if why := Check(st); why != nil {
+		return Result{Stock: st, Refused: why}, s.Refuse(ctx, ac, st, why)
+	}
+	if errs := Validate(st, f.Reason, f.Confirm); len(errs) > 0 {
+		return Result{Stock: st, Errors: errs}, nil
+	}
+	if hold != nil && hold(st, f.Reason, f.FormToken) {
+		return Result{Stock: st, Held: true}, nil
+	}
+	done, pending, err := s.deactivate(ctx, ac, st, f.Reason, f.FormToken)
+	return Result{Stock: done, Pending: pending}, err
+}
+
 // Deactivate deactivates st with the reason, which the caller has
-// validated. The request number is generated here and recorded with the
-// exact body before the call; a re-post of the same form (same formToken)
-// continues that operation instead of making another. The stock returned is
-// the console's record as WeChat Pay's reply left it. A WeChat Pay refusal
-// comes back as the *wxpay.APIError.
+// validated, through wxops.Run. The request number is generated here and
+// recorded with the exact body before the call; a re-post of the same form
+// (same formToken) continues that operation instead of making another, and
+// so does a deactivation of a stock whose deactivation from another form is
+// still pending. The stock returned is the console's record as WeChat Pay's
+// reply left it. A WeChat Pay refusal comes back as the *wxpay.APIError.
 func (s *Service) Deactivate(ctx context.Context, ac audit.Context, st *models.Stock, reason, formToken string) (*models.Stock, error) {
+	done, _, err := s.deactivate(ctx, ac, st, reason, formToken)
+	return done, err
+}
+
+func (s *Service) deactivate(ctx context.Context, ac audit.Context, st *models.Stock, reason, formToken string) (*models.Stock, bool, error) {
 	if err := Check(st); err != nil {
-		return nil, err
+		return st, false, err
 	}
 	// A deactivation of this stock still pending (from another form) is
 	// that request to finish, not a second one with another number.
-	var pending models.WxOperation
-	err := s.DB.WithContext(ctx).Where("kind = ? AND stock_ref = ? AND status = ?", OpKind, st.ID, models.OpPending).
-		Order("id").Take(&pending).Error
-	switch {
-	case err == nil:
-		return s.continueOp(ctx, ac, &pending)
-	case !errors.Is(err, gorm.ErrRecordNotFound):
-		return nil, err
+	if op, err := s.ops().PendingFor(ctx, OpKind, st.ID); err != nil || op != nil {
+		if err != nil {
+			return st, false, err
+		}
+		done, err := s.continueOp(ctx, ac, op)
+		return done, err != nil && op.Status == models.OpPending, err
 	}
-	return s.DeactivateRequest(ctx, ac, st, NewRequest(s.Now.UTC(), reason), formToken)
+	return s.deactivateRequest(ctx, ac, st, NewRequest(s.Now.UTC(), reason), formToken)
 }
 
 // NewRequest is the body of a deactivation with a new request number.
@@ -189,46 +245,55 @@ func NewRequest(now time.Time, reason string) wxpay.DeactivateProductCouponStock
 
 // DeactivateRequest sends req, a request made beforehand (an approved
 // request's, whose number was fixed when it was asked for), as Deactivate
-// sends its own.
+// sends its own: through wxops.Run, so formToken (the approval's) finds the
+// operation again however often it is sent.
 func (s *Service) DeactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, error) {
+	done, _, err := s.deactivateRequest(ctx, ac, st, req, formToken)
+	return done, err
+}
+
+func (s *Service) deactivateRequest(ctx context.Context, ac audit.Context, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, formToken string) (*models.Stock, bool, error) {
 	if err := Check(st); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	op, existing, err := s.Ops.Begin(ctx, ac, wxops.Intent{
-		Kind: OpKind, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID, StockRef: &st.ID,
-		Body: req, Action: Action, TargetType: audit.TargetStock, TargetID: strconv.FormatInt(st.ID, 10),
-		Detail: intentDetail(st, req),
-	})
+	op, err := s.ops().Run(ctx, ac, wxops.Intent{
+		Kind: OpKind, RequestNo: req.OutRequestNo, FormToken: formToken, UserID: ac.ActorID, StockRef: &st.ID, Body: req,
+	}, s.call(st, req, true), s.recorded)
+	if op == nil {
+		return st, false, err
+	}
+	if op.RequestNo != req.OutRequestNo { // the form's operation, found again
+		done, serr := s.stockOf(ctx, op)
+		if serr != nil {
+			return st, false, errors.Join(err, serr)
+		}
+		st = done
+	}
+	return st, err != nil && op.Status == models.OpPending, err
+}
+
+// recorded is the Call of a recorded deactivation.
+func (s *Service) recorded(ctx context.Context, op *models.WxOperation) (wxops.Call, error) {
+	st, err := s.stockOf(ctx, op)
 	if err != nil {
-		return nil, err
+		return wxops.Call{}, err
 	}
-	if existing {
-		return s.continueOp(ctx, ac, op)
+	req, err := wxops.Body[wxpay.DeactivateProductCouponStockRequest](op)
+	if err != nil {
+		return wxops.Call{}, err
 	}
-	if s.AfterIntent != nil {
-		s.AfterIntent()
-	}
-	return s.send(ctx, ac, op, st, req, false)
+	return s.call(st, req, false), nil
 }
 
 // Repost answers a form posted again: when formToken names a deactivation
 // already recorded it returns true and that operation's outcome (resending
-// the request first when it is still pending); otherwise false. Handlers
-// call it before checking the state, so a double submit ends on the
-// deactivated stock rather than on a refusal.
+// the request first when it is still pending); otherwise false.
 func (s *Service) Repost(ctx context.Context, ac audit.Context, formToken string) (*models.Stock, bool, error) {
-	if formToken == "" {
-		return nil, false, nil
+	op, err := s.ops().Find(ctx, OpKind, formToken)
+	if err != nil || op == nil {
+		return nil, err != nil, err
 	}
-	var op models.WxOperation
-	err := s.DB.WithContext(ctx).Where("kind = ? AND form_token = ?", OpKind, formToken).Take(&op).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, true, err
-	}
-	st, err := s.continueOp(ctx, ac, &op)
+	st, err := s.continueOp(ctx, ac, op)
 	return st, true, err
 }
 
@@ -243,84 +308,66 @@ func (s *Service) stockOf(ctx context.Context, op *models.WxOperation) (*models.
 	return &st, nil
 }
 
+// continueOp continues a recorded operation (wxops.Continue) and returns
+// its stock as the outcome left it.
 func (s *Service) continueOp(ctx context.Context, ac audit.Context, op *models.WxOperation) (*models.Stock, error) {
-	st, err := s.stockOf(ctx, op)
+	c, err := s.recorded(ctx, op)
 	if err != nil {
 		return nil, err
 	}
-	if op.Status != models.OpPending {
-		return st, nil
+	err = s.ops().Continue(ctx, ac, op, c)
+	st, serr := s.stockOf(ctx, op) // as the outcome left it
+	if serr != nil {
+		return nil, errors.Join(err, serr)
 	}
-	if op.Attempts == 0 && s.Now.UTC().Sub(op.CreatedAt.UTC()) < inFlight {
-		return st, ErrInFlight
-	}
-	return s.resend(ctx, ac, op, st)
+	return st, err
 }
 
-func (s *Service) resend(ctx context.Context, ac audit.Context, op *models.WxOperation, st *models.Stock) (*models.Stock, error) {
-	var req wxpay.DeactivateProductCouponStockRequest
-	if err := json.Unmarshal([]byte(op.Body), &req); err != nil {
-		return st, fmt.Errorf("operation %d body: %w", op.ID, err)
+// call sends a recorded deactivation of st and stores what WeChat Pay's
+// reply says of the stock; after a refusal (typically because the state
+// changed on WeChat Pay's side) it reads the stock back, to show the state
+// it has now. fresh: the intent was recorded just now (the fault hook's
+// moment).
+func (s *Service) call(st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, fresh bool) wxops.Call {
+	return wxops.Call{
+		Audit: wxops.Audit{Action: Action, TargetType: audit.TargetStock, TargetID: strconv.FormatInt(st.ID, 10), Detail: intentDetail(st, req)},
+		Send: func(ctx context.Context, op *models.WxOperation) (*wxops.Done, error) {
+			if fresh && s.AfterIntent != nil {
+				s.AfterIntent()
+			}
+			body, err := wxops.Body[wxpay.DeactivateProductCouponStockRequest](op)
+			if err != nil {
+				return nil, wxops.Unsendable(wxpay.CodeError, "the recorded request could not be read", err)
+			}
+			reply, err := s.WX.DeactivateProductCouponStock(ctx, st.ProductCouponID, st.StockID, body)
+			if err != nil {
+				if d, ok := wxpay.Describe(err); ok && !d.Retryable {
+					_, _ = s.ReadBack(ctx, st)
+				}
+				return nil, err
+			}
+			now := s.Now.UTC()
+			return &wxops.Done{
+				RequestID: reply.Meta.RequestID,
+				Result: map[string]any{"state": reply.State, "deactivate_time": reply.DeactivateTime,
+					"deactivate_reason": reply.DeactivateReason, "deactivate_request_no": reply.DeactivateRequestNo},
+				Detail: map[string]any{"state": reply.State, "deactivate_time": reply.DeactivateTime, "deactivate_request_no": reply.DeactivateRequestNo},
+				Also: func(tx *gorm.DB, _ *models.WxOperation) error {
+					stocks.ApplyProductCoupon(st, reply)
+					st.RefreshedAt = &now
+					return tx.Omit("Bundles").Save(st).Error
+				},
+			}, nil
+		},
 	}
-	return s.send(ctx, ac, op, st, req, true)
-}
-
-func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOperation, st *models.Stock, req wxpay.DeactivateProductCouponStockRequest, resent bool) (*models.Stock, error) {
-	target := strconv.FormatInt(st.ID, 10)
-	d := intentDetail(st, req)
-	if resent {
-		d["resent"] = true
-	}
-	reply, err := s.WX.DeactivateProductCouponStock(ctx, st.ProductCouponID, st.StockID, req)
-	if err != nil {
-		recorded := err
-		var re *wxpay.ReplyError
-		if errors.As(err, &re) {
-			// WeChat Pay may have deactivated the stock: keep the operation
-			// pending, to be resent with the same request number.
-			recorded = &wxpay.TransportError{Endpoint: re.Endpoint, Host: re.Host, Err: err}
-			d["reply_rejected"] = true
-		}
-		if ferr := s.Ops.Fail(ctx, ac, op, Action, audit.TargetStock, target, recorded, d); ferr != nil {
-			return st, errors.Join(err, ferr)
-		}
-		if op.Status == models.OpFailed {
-			// Refused, typically because the state changed on WeChat
-			// Pay's side: show the state it has now.
-			_, _ = s.ReadBack(ctx, st)
-		}
-		return st, err
-	}
-	now := s.Now.UTC()
-	d["state"], d["deactivate_time"], d["deactivate_request_no"] = reply.State, reply.DeactivateTime, reply.DeactivateRequestNo
-	result := map[string]any{"state": reply.State, "deactivate_time": reply.DeactivateTime,
-		"deactivate_reason": reply.DeactivateReason, "deactivate_request_no": reply.DeactivateRequestNo}
-	err = s.Ops.Succeed(ctx, ac, op, Action, audit.TargetStock, target, result, reply.Meta.RequestID, d,
-		func(tx *gorm.DB) error {
-			stocks.ApplyProductCoupon(st, reply)
-			st.RefreshedAt = &now
-			return tx.Omit("Bundles").Save(st).Error
-		})
-	if err != nil {
-		return st, fmt.Errorf("record deactivation %s: %w", op.RequestNo, err)
-	}
-	return st, nil
 }
 
 // Resume completes deactivations left pending — by a crash between intent
-// and outcome, or by a retryable failure — whose operation was last touched
+// and outcome, or by an unknown outcome — whose operation was last touched
 // more than olderThan ago, by resending each with its recorded request
 // number and body. It returns how many succeeded.
 func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, error) {
-	return s.Ops.ResendDue(ctx, OpKind, s.Now.UTC(), olderThan, func(op *models.WxOperation) (bool, error) {
-		st, err := s.stockOf(ctx, op)
-		if err != nil {
-			return false, err
-		}
-		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
-		_, err = s.resend(ctx, ac, op, st)
-		return err == nil, nil // a failed resend is recorded on the operation
-	})
+	return s.ops().Resume(ctx, OpKind, s.Now.UTC(), olderThan, s.recorded)
 }
 
 // Operation is a deactivation the console asked for, as the stock page and
@@ -331,6 +378,7 @@ type Operation struct {
 	Status         models.OperationStatus
 	Reason         string
 	Username       string
+	WxStatus       int
 	WxErrorCode    string
 	WxErrorMessage string
 	WxRequestID    string
@@ -358,7 +406,7 @@ func (s *Service) ForStock(ctx context.Context, stockRef int64) ([]Operation, er
 		_ = json.Unmarshal([]byte(r.Body), &body)
 		out = append(out, Operation{
 			ID: r.ID, RequestNo: r.RequestNo, Status: r.Status, Reason: body.DeactivateReason, Username: r.Username,
-			WxErrorCode: r.WxErrorCode, WxErrorMessage: r.WxErrorMessage, WxRequestID: r.WxRequestID,
+			WxStatus: r.WxStatus, WxErrorCode: r.WxErrorCode, WxErrorMessage: r.WxErrorMessage, WxRequestID: r.WxRequestID,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		})
 	}

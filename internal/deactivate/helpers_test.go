@@ -15,7 +15,6 @@ import (
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/testdb"
-	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/internal/wxpay/sandbox"
 )
@@ -69,7 +68,7 @@ func newEnv(t *testing.T, db *database.DB) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, sb: sb, clock: clk, wx: wx, refs: map[string]*models.Stock{}}
-	e.svc = &deactivate.Service{DB: db.Gorm, WX: wx, Ops: &wxops.Store{DB: db.Gorm, Now: clk.Now}, Now: clk.Now}
+	e.svc = &deactivate.Service{DB: db.Gorm, WX: wx, Now: clk.Now}
 	reg := &stocks.Service{DB: db.Gorm, WX: wx, Now: clk.Now}
 	for _, info := range sb.Stocks() {
 		if info.Kind != sandbox.KindProductCoupon {

@@ -298,3 +298,55 @@ func TestApprovalPolicyPage(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// Under create:<yuan>, a stock budgeted at the threshold or more waits for
+// a manager; one below it is created at once. Approval creates it once,
+// with the request number fixed at submission.
+func TestApprovalCreateStock(t *testing.T) {
+	c := startConsole(t, map[string]string{"CONSOLE_APPROVALS": "create:1000"})
+	op := c.userClient(t, "olivia", models.RoleOperator)
+	mia := c.userClient(t, "mia", models.RoleManager)
+
+	small := voucherForm("小额满30减10", "token-approval-small")
+	small.Set("max_amount", "990.00")
+	small.Set("max_coupons", "99")
+	if resp, _ := fetch(t, op, "POST", c.URL+"/stocks/new", small, "en"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/stocks/") {
+		t.Fatalf("stock below the threshold: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	form := voucherForm("大额满30减10", "token-approval-large") // ¥1,000: at the threshold
+	resp, _ := fetch(t, op, "POST", c.URL+"/stocks/new", form, "en")
+	m := approvalLocation.FindStringSubmatch(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || m == nil {
+		t.Fatalf("stock at the threshold: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if again, _ := fetch(t, op, "POST", c.URL+"/stocks/new", form, "en"); again.Header.Get("Location") != resp.Header.Get("Location") {
+		t.Fatal("double submit made another request")
+	}
+	if sandboxFavorStocks(c, "大额满30减10") != 0 {
+		t.Fatal("created before approval")
+	}
+	var r approvals.Request
+	c.DB.Gorm.Take(&r, m[1])
+	_, page := fetch(t, mia, "GET", c.URL+"/approvals/"+m[1], nil, "en")
+	if !has(page, "/v3/marketing/favor/coupon-stocks") || !has(page, r.RequestNo) || !has(page, "大额满30减10") {
+		t.Fatalf("approval page:\n%s", page)
+	}
+	if resp, _ := fetch(t, mia, "POST", c.URL+"/approvals/"+m[1]+"/approve", url.Values{}, "en"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	if _, err := c.Approvals.Resume(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := sandboxFavorStocks(c, "大额满30减10"); n != 1 {
+		t.Fatalf("%d stocks created", n)
+	}
+	if n := sandboxRequests(c, sandbox.EndpointCreateFavorStock)[r.RequestNo]; n != 1 {
+		t.Fatalf("the sandbox saw request %s %d times", r.RequestNo, n)
+	}
+	var after approvals.Request
+	c.DB.Gorm.Take(&after, r.ID)
+	if after.Status != approvals.StatusApproved || after.StockRef == nil || after.OperationID == nil {
+		t.Fatalf("request after approval %+v", after)
+	}
+}

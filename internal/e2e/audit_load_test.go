@@ -14,10 +14,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +29,7 @@ import (
 	"voucherconsole/internal/app"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
+	"voucherconsole/internal/database"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
 	"voucherconsole/internal/users"
@@ -94,7 +98,7 @@ func BenchmarkAuditLoad(b *testing.B) {
 		start := time.Now()
 		end := time.Now().Add(-time.Hour).UTC()
 		first = end.Add(-365 * 24 * time.Hour)
-		if err := loadEntries(ctx, con, n, first, end); err != nil {
+		if err := loadEntries(ctx, con.DB, n-int(have), first, end); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := con.DB.SQL.ExecContext(ctx, "VACUUM ANALYZE audit_entries"); err != nil {
@@ -249,11 +253,14 @@ var loadActions = []string{
 	"upload.finish", "presend.token", audit.ActionSignIn, audit.ActionSignOut, audit.ActionAccessDenied, audit.ActionSignInFailed,
 }
 
-// loadEntries appends n chained entries spread evenly over [from, to) with
-// COPY, continuing the existing chain.
-func loadEntries(ctx context.Context, con *app.Console, n int, from, to time.Time) error {
+// loadEntries appends n chained entries spread evenly over [from, to),
+// continuing the existing chain: with COPY on PostgreSQL (a large load drops
+// the log's secondary indexes first and builds them again after, which is
+// several times quicker than maintaining them row by row), in multi-row
+// INSERTs on SQLite.
+func loadEntries(ctx context.Context, db *database.DB, n int, from, to time.Time) error {
 	var tip audit.Entry
-	err := con.DB.Gorm.WithContext(ctx).Order("seq DESC").Limit(1).Find(&tip).Error
+	err := db.Gorm.WithContext(ctx).Order("seq DESC").Limit(1).Find(&tip).Error
 	if err != nil {
 		return err
 	}
@@ -261,20 +268,21 @@ func loadEntries(ctx context.Context, con *app.Console, n int, from, to time.Tim
 	if tip.Seq == 0 {
 		prev = audit.GenesisHash
 	}
-	rng := rand.New(rand.NewPCG(7, 42))
+	rng := rand.New(rand.NewPCG(7, uint64(42+tip.Seq)))
 	step := to.Sub(from) / time.Duration(n)
-	cols := []string{"seq", "occurred_at", "actor_id", "actor", "actor_roles", "action", "target_type", "target_id",
+	cols := []string{"seq", "hash_scheme", "occurred_at", "actor_id", "actor", "actor_roles", "action", "target_type", "target_id",
 		"outcome", "wx_request_no", "wx_error_code", "wx_request_id", "client_ip", "user_agent", "request_id", "detail", "prev_hash", "hash"}
 	i := 0
 	var e audit.Entry
-	src := pgx.CopyFromFunc(func() ([]any, error) {
+	next := func() []any {
 		if i == n {
-			return nil, nil
+			return nil
 		}
 		u := rng.IntN(40)
 		actorID := int64(1000 + u)
 		e = audit.Entry{
 			Seq:        tip.Seq + int64(i) + 1,
+			HashScheme: audit.SchemeContent,
 			OccurredAt: from.Add(time.Duration(i) * step).Truncate(time.Microsecond),
 			ActorID:    &actorID,
 			Actor:      fmt.Sprintf("user%02d", u),
@@ -307,12 +315,289 @@ func loadEntries(ctx context.Context, con *app.Console, n int, from, to time.Tim
 		e.Hash = audit.ComputeHash(&e)
 		prev = e.Hash
 		i++
-		return []any{e.Seq, e.OccurredAt, e.ActorID, e.Actor, e.ActorRoles, e.Action, e.TargetType, e.TargetID,
-			string(e.Outcome), e.WxRequestNo, e.WxErrorCode, e.WxRequestID, e.ClientIP, e.UserAgent, e.RequestID, e.Detail, e.PrevHash, e.Hash}, nil
-	})
-	if _, err = con.DB.Pool.CopyFrom(ctx, pgx.Identifier{"audit_entries"}, cols, src); err != nil {
+		return []any{e.Seq, e.HashScheme, e.OccurredAt, e.ActorID, e.Actor, e.ActorRoles, e.Action, e.TargetType, e.TargetID,
+			string(e.Outcome), e.WxRequestNo, e.WxErrorCode, e.WxRequestID, e.ClientIP, e.UserAgent, e.RequestID, e.Detail, e.PrevHash, e.Hash}
+	}
+	if db.Dialect == database.SQLite {
+		const per = 25 // rows a statement: the driver binds many parameters slowly
+		one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+		q := "INSERT INTO audit_entries (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", per), ",")
+		for i < n {
+			tx, err := db.SQL.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			stmt, err := tx.PrepareContext(ctx, q)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			for k := 0; k < 400 && i < n; k++ {
+				args := make([]any, 0, per*len(cols))
+				for r := 0; r < per; r++ {
+					row := next()
+					if row == nil {
+						break
+					}
+					args = append(args, row...)
+				}
+				if len(args) == per*len(cols) {
+					_, err = stmt.ExecContext(ctx, args...)
+				} else {
+					rows := len(args) / len(cols)
+					_, err = tx.ExecContext(ctx, "INSERT INTO audit_entries ("+strings.Join(cols, ", ")+") VALUES "+strings.TrimSuffix(strings.Repeat(one+",", rows), ","), args...)
+				}
+				if err != nil {
+					tx.Rollback()
+					return err
+				}
+			}
+			stmt.Close()
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+		}
+		_, err := db.SQL.ExecContext(ctx, "ANALYZE")
 		return err
 	}
+	var indexes []string
+	if n >= 1_000_000 {
+		if err := db.Gorm.Raw("SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname <> 'audit_entries_pkey'").Scan(&indexes).Error; err != nil {
+			return err
+		}
+		for _, def := range indexes {
+			name := strings.Fields(def)[2] // CREATE INDEX name ON …
+			if _, err := db.SQL.ExecContext(ctx, "DROP INDEX "+name); err != nil {
+				return err
+			}
+		}
+	}
+	src := pgx.CopyFromFunc(func() ([]any, error) { return next(), nil })
+	if _, err = db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_entries"}, cols, src); err != nil {
+		return err
+	}
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET maintenance_work_mem = '256MB'"); err != nil {
+		return err
+	}
+	for _, def := range indexes {
+		if _, err := conn.Exec(ctx, def); err != nil {
+			return err
+		}
+	}
 	// The entries went in beside Append: move the chain head past them.
-	return audit.SyncHead(ctx, con.DB.Gorm)
+	return audit.SyncHead(ctx, db.Gorm)
+}
+
+// BenchmarkAuditVerify is acceptance 3 of issue 12. For each size of log
+// (CONSOLE_AUDIT_VERIFY_ENTRIES, comma-separated; default 1,000,000 and
+// 10,000,000 on PostgreSQL; CONSOLE_AUDIT_VERIFY_SQLITE_ENTRIES, default
+// 1,000,000, on SQLite) it loads the entries (chained, as BenchmarkAuditLoad
+// does) and runs the real `console audit verify` command on them, reporting
+// its entries per second and its peak RSS, each with its ratio to the
+// first size measured in the same run (constant memory: an RSS ratio near
+// 1). At the largest size it then starts a verification from the integrity
+// page and, while it runs, requests the page from 16 clients: p50/p99,
+// with their ratio to the same page requested before the run; and the
+// background run's own entries per second.
+//
+//	go test -run '^$' -bench 'AuditVerify/postgres' -benchtime 1x -timeout 120m ./internal/e2e/
+//	CONSOLE_AUDIT_VERIFY_ENTRIES=100000,300000 CONSOLE_AUDIT_VERIFY_SQLITE_ENTRIES=100000 go test -run '^$' -bench AuditVerify -benchtime 1x ./internal/e2e/
+//
+// CONSOLE_AUDIT_LOAD_DATABASE_URL runs the PostgreSQL part against an
+// existing database (entries loaded once, kept), as BenchmarkAuditLoad does.
+func BenchmarkAuditVerify(b *testing.B) {
+	sizes := func(env string, def []int) []int {
+		v := os.Getenv(env)
+		if v == "" {
+			return def
+		}
+		var out []int
+		for _, f := range strings.Split(v, ",") {
+			n, _ := strconv.Atoi(strings.TrimSpace(f))
+			out = append(out, n)
+		}
+		return out
+	}
+	bin := filepath.Join(b.TempDir(), "console")
+	if out, err := exec.Command("go", "build", "-o", bin, "voucherconsole/cmd/console").CombinedOutput(); err != nil {
+		b.Fatalf("build console: %v\n%s", err, out)
+	}
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		b.Run(dialect, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				dbURL := ""
+				ns := sizes("CONSOLE_AUDIT_VERIFY_SQLITE_ENTRIES", []int{1_000_000})
+				if dialect == "postgres" {
+					ns = sizes("CONSOLE_AUDIT_VERIFY_ENTRIES", []int{1_000_000, 10_000_000})
+					if dbURL = os.Getenv("CONSOLE_AUDIT_LOAD_DATABASE_URL"); dbURL == "" {
+						dbURL = testdb.PostgresURL(b)
+					}
+				}
+				env := map[string]string{"CONSOLE_DATABASE_URL": dbURL, "CONSOLE_DATA_DIR": dir}
+				cfg, _, err := config.Load("console", nil, func(k string) string { return env[k] }, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				db, err := app.OpenDatabase(ctx, cfg, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var baseRate, baseRSS float64
+				for k, n := range ns {
+					var have int64
+					if err := db.Gorm.Model(&audit.Entry{}).Count(&have).Error; err != nil {
+						b.Fatal(err)
+					}
+					if have < int64(n) {
+						t0 := time.Now()
+						end := time.Now().Add(-time.Hour).UTC()
+						if err := loadEntries(ctx, db, n-int(have), end.Add(-365*24*time.Hour), end); err != nil {
+							b.Fatal(err)
+						}
+						if dialect == "postgres" {
+							if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE audit_entries"); err != nil {
+								b.Fatal(err)
+							}
+							_, _ = db.SQL.ExecContext(ctx, "CHECKPOINT")
+						}
+						b.Logf("%s: loaded %d entries in %s", dialect, n-int(have), time.Since(t0).Round(time.Second))
+					}
+					cmd := exec.Command(bin, "audit", "verify")
+					cmd.Env = append(os.Environ(), "CONSOLE_DATABASE_URL="+dbURL, "CONSOLE_DATA_DIR="+dir)
+					t0 := time.Now()
+					out, err := cmd.Output()
+					wall := time.Since(t0)
+					if err != nil {
+						b.Fatalf("console audit verify: %v\n%s", err, out)
+					}
+					var checked int64
+					var took string
+					var rate float64
+					for line := range strings.Lines(string(out)) {
+						if _, err := fmt.Sscanf(line, "%d entries in %s %f entries/s", &checked, &took, &rate); err == nil {
+							break
+						}
+					}
+					if checked < int64(n) || !strings.Contains(string(out), "intact") {
+						b.Fatalf("console audit verify over %d entries:\n%s", n, out)
+					}
+					rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KB → MB
+					if k == 0 {
+						baseRate, baseRSS = rate, rss
+					}
+					label := strconv.Itoa(n)
+					b.ReportMetric(rate, "verify-"+label+"-entries/s")
+					b.ReportMetric(rss, "verify-"+label+"-peak-rss-MB")
+					b.ReportMetric(rate/baseRate, "verify-"+label+"-rate-ratio")
+					b.ReportMetric(rss/baseRSS, "verify-"+label+"-rss-ratio")
+					b.Logf("%s: console audit verify over %d entries: %.0f entries/s (%s, process %s), peak RSS %.1f MB; ratio to %d entries: rate %.2f, RSS %.2f",
+						dialect, checked, rate, took, wall.Round(time.Millisecond), rss, ns[0], rate/baseRate, rss/baseRSS)
+				}
+				db.Close()
+				pageDuringVerify(b, dialect, env)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// pageDuringVerify starts a console on the loaded database, starts a
+// verification from the integrity page and measures the page while it runs.
+func pageDuringVerify(b *testing.B, dialect string, env map[string]string) {
+	const clients, perClient = 16, 20
+	cfg, _, err := config.Load("console", nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	con, err := app.Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(con.Server.Handler())
+	defer func() {
+		ts.Close()
+		con.Close()
+	}()
+	if _, err := con.Users.Add(ctx, audit.Context{Actor: "bench"}, "boss", "a-long-test-password", []models.Role{models.RoleManager}, false); err != nil && !errors.Is(err, users.ErrUsernameTaken) {
+		b.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(ts.URL+"/login", url.Values{"username": {"boss"}, "password": {"a-long-test-password"}})
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		b.Fatalf("sign-in: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	measure := func(running bool) (p50, p99 float64, n int) {
+		lat := make([]time.Duration, 0, clients*perClient)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for range perClient {
+					s := time.Now()
+					body := get(b, client, ts.URL+"/audit/verify")
+					d := time.Since(s)
+					if running && !strings.Contains(body, `id="verify-running"`) {
+						return // the run is over: later requests would not measure it
+					}
+					mu.Lock()
+					lat = append(lat, d)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(lat) == 0 {
+			return 0, 0, 0
+		}
+		slices.Sort(lat)
+		pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+		return pct(0.5), pct(0.99), len(lat)
+	}
+	idle50, idle99, _ := measure(false)
+	resp, err = client.PostForm(ts.URL+"/audit/verify", url.Values{})
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		b.Fatalf("start verification: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	run50, run99, n := measure(true)
+	if n == 0 {
+		b.Logf("%s: the verification ended before the page could be measured during it", dialect)
+	} else {
+		b.ReportMetric(run50, "page-during-verify-p50-ms")
+		b.ReportMetric(run99, "page-during-verify-p99-ms")
+		b.ReportMetric(run99/idle99, "page-during-verify-p99-ratio")
+		b.Logf("%s: integrity page while verifying (%d requests, %d clients): p50 %.1f ms, p99 %.1f ms; before the run p50 %.1f ms, p99 %.1f ms (ratio p99 %.2f)",
+			dialect, n, clients, run50, run99, idle50, idle99, run99/idle99)
+	}
+	deadline := time.Now().Add(time.Hour)
+	for {
+		r, err := con.Server.AuditVerifier.Latest(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Status != audit.RunRunning {
+			if r.Status != audit.RunIntact {
+				b.Fatalf("background verification: %+v", r)
+			}
+			rate := r.Rate(time.Now())
+			b.ReportMetric(rate, "page-verify-entries/s")
+			b.Logf("%s: background verification from the page: %d entries, %.0f entries/s", dialect, r.Checked, rate)
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("background verification did not finish")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

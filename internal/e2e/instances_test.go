@@ -98,6 +98,13 @@ func TestUploadAcrossInstances(t *testing.T) {
 		t.Fatalf("file on B: %d, %d bytes of %d", resp.StatusCode, len(body), len(data))
 	}
 
+	// Either instance's metrics tell the shared state.
+	resp, body = fetch(t, op, "GET", a.URL+"/metrics", nil, "")
+	if resp.StatusCode != http.StatusOK || !has(body, "console_database_up 1") || !has(body, `console_uploads{status="finished"} 1`) ||
+		!has(body, "console_wxpay_operations_pending 0") {
+		t.Fatalf("metrics on A: %d\n%s", resp.StatusCode, body)
+	}
+
 	// Started on A, cancelled on B: it stops after the batches in flight.
 	resp, _ = postFile(t, op, a.URL+stock+"/uploads", "long.csv", codesFile("LONG", 10_000), "en")
 	long := resp.Header.Get("Location")

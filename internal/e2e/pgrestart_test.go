@@ -141,6 +141,9 @@ func TestPostgresRestartDuringSend(t *testing.T) {
 	if resp, _ := fetch(t, anon, "GET", c.URL+"/healthz", nil, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz with the database down: %d (the process is up)", resp.StatusCode)
 	}
+	if resp, body := fetch(t, anon, "GET", c.URL+"/metrics", nil, ""); resp.StatusCode != http.StatusOK || !has(body, "console_database_up 0") {
+		t.Fatalf("metrics with the database down: %d\n%s", resp.StatusCode, body)
+	}
 
 	pg.Start()
 	t.Logf("PostgreSQL started again after %s", time.Since(stopped).Round(100*time.Millisecond))

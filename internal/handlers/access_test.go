@@ -102,6 +102,8 @@ var routeAccess = map[string][]string{
 	// User administration: admins only. The POSTs below reach user 1 with
 	// an empty form: each then changes nothing (a confirmation or a role is
 	// required, and enabling an enabled user is no change).
+	"GET /admin/wxpay":                     {admin},
+	"POST /admin/wxpay/test":               {admin},
 	"GET /admin/users":                     {admin},
 	"GET /admin/users/new":                 {admin},
 	"GET /admin/users/locks":               {admin},

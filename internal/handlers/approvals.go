@@ -13,6 +13,7 @@ import (
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
 )
 
@@ -37,6 +38,31 @@ func (s *Server) requestApproval(c *gin.Context, st *models.Stock, reason, formT
 	}
 	t := s.localizer(c)
 	s.setFlash(c, "info", t.T("approvals.requested", r.RequestNo))
+	redirect(c, "/approvals/"+strconv.FormatInt(r.ID, 10))
+	return true
+}
+
+// requestCreateApproval is requestApproval for a voucher stock whose
+// budget (max_amount) reaches the policy's threshold.
+func (s *Server) requestCreateApproval(c *gin.Context, req wxpay.CreateFavorStockRequest, formToken string) bool {
+	if s.Approvals == nil {
+		return false
+	}
+	ctx := c.Request.Context()
+	p, err := s.Approvals.Policy(ctx)
+	if err != nil {
+		s.serverError(c, err)
+		return true
+	}
+	if !p.CreateNeedsApproval(req.StockUseRule.MaxAmount) {
+		return false
+	}
+	r, _, err := s.Approvals.RequestCreate(ctx, s.auditContext(c), req, formToken)
+	if err != nil {
+		s.serverError(c, err)
+		return true
+	}
+	s.setFlash(c, "info", s.localizer(c).T("approvals.requested_create", r.RequestNo))
 	redirect(c, "/approvals/"+strconv.FormatInt(r.ID, 10))
 	return true
 }
@@ -120,7 +146,7 @@ func (s *Server) approvalProps(c *gin.Context, it *approvals.Item) (templates.Ap
 			return props, err
 		}
 		if _, err := s.Deactivate.ReadBack(c.Request.Context(), st); err != nil {
-			if props.ReadError = wxProblem(err); props.ReadError == nil {
+			if props.ReadError = wxProblem(t, err); props.ReadError == nil {
 				return props, err
 			}
 		}
@@ -217,7 +243,7 @@ func (s *Server) approvalApprove(c *gin.Context) {
 	case errors.Is(err, approvals.ErrNotSendable):
 		s.setFlash(c, "error", t.T("approvals.err.not_sendable"))
 	case err != nil:
-		prob := wxProblem(err)
+		prob := wxProblem(t, err)
 		if prob == nil {
 			s.serverError(c, err)
 			return

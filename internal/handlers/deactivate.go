@@ -36,12 +36,6 @@ func formTokenOr(v string) string {
 	return newFormToken()
 }
 
-type deactivateForm struct {
-	Reason    string `form:"deactivate_reason"`
-	Confirm   string `form:"stock_id"`
-	FormToken string `form:"form_token"`
-}
-
 // deactivatePage is GET /stocks/{id}/deactivate: what deactivation does, the
 // stock's state read back from WeChat Pay, and the form when the state
 // allows it.
@@ -68,7 +62,7 @@ func (s *Server) deactivateProps(c *gin.Context, st *models.Stock, readBack bool
 	props := templates.DeactivateProps{Page: p, ID: st.ID, StockID: st.StockID, MaxReason: deactivate.MaxReason, Errors: templates.FieldErrors{}}
 	if readBack && st.Kind == models.KindProductCoupon {
 		if _, err := s.Deactivate.ReadBack(c.Request.Context(), st); err != nil {
-			prob := wxProblem(err)
+			prob := wxProblem(t, err)
 			if prob == nil {
 				return props, err
 			}
@@ -141,86 +135,42 @@ func (s *Server) deactivationLines(t i18n.Localizer, ops []deactivate.Operation)
 			When: s.localTime(o.CreatedAt), By: o.Username, RequestNo: o.RequestNo, Reason: o.Reason,
 			Status: string(o.Status), StatusLabel: t.T("deactivate.status." + string(o.Status)),
 		}
-		if o.WxErrorCode != "" {
-			l.Error = o.WxErrorCode + ": " + o.WxErrorMessage
-		}
+		l.Error = problemLine(t, o.WxStatus, o.WxErrorCode, o.WxErrorMessage)
 		out = append(out, l)
 	}
 	return out
 }
 
-// deactivate is POST /stocks/{id}/deactivate. A form already posted gets its
-// outcome; otherwise the state is read back from WeChat Pay and a stock that
-// cannot be deactivated is refused (409, audited as denied, nothing sent),
-// the form is checked (422 with every error), and only then is the request
-// sent.
+// deactivate is POST /stocks/{id}/deactivate: the service answers the form
+// (deactivate.Service.Submit) with at most one WeChat Pay call on the way to
+// a success — a form already posted gets its outcome; a stock that cannot be
+// deactivated is refused (409, audited as denied, nothing sent); a form with
+// errors comes back with every one (422) — and the page shows the outcome.
 func (s *Server) deactivate(c *gin.Context) {
 	st, ok := s.stockFromPath(c)
 	if !ok {
 		return
 	}
-	var f deactivateForm
+	var f deactivate.Form
 	_ = c.ShouldBind(&f)
-	ctx, ac := c.Request.Context(), s.auditContext(c)
-
-	if done, found, err := s.Deactivate.Repost(ctx, ac, f.FormToken); found {
-		if done == nil {
-			done = st
-		}
-		s.deactivateOutcome(c, done, f, err)
+	f.FormToken = formTokenOr(f.FormToken)
+	// A valid form may wait for a second person's approval (approvals.go)
+	// instead of being sent.
+	hold := func(st *models.Stock, reason, formToken string) bool {
+		return s.requestApproval(c, st, reason, formToken)
+	}
+	res, err := s.Deactivate.Submit(c.Request.Context(), s.auditContext(c), st, f, hold)
+	if res.Stock == nil {
+		res.Stock = st
+	}
+	if res.Held { // approvals.go answered: a second person first
 		return
 	}
-
-	props, err := s.deactivateProps(c, st, true)
-	if err != nil {
-		s.serverError(c, err)
-		return
-	}
-	props.Reason, props.Confirm, props.FormToken = f.Reason, f.Confirm, formTokenOr(f.FormToken)
-	if why := deactivate.Check(st); why != nil {
-		if err := s.Deactivate.Refuse(ctx, ac, st, why); err != nil {
-			s.serverError(c, err)
-			return
-		}
-		s.render(c, http.StatusConflict, templates.DeactivatePage(props))
-		return
-	}
-	if errs := deactivate.Validate(st, f.Reason, f.Confirm); len(errs) > 0 {
-		t := props.Page.T
-		for field, problem := range errs {
-			switch {
-			case field == "deactivate_reason" && problem == deactivate.ProblemTooLong:
-				props.Errors[field] = t.T("deactivate.err.reason_too_long", deactivate.MaxReason, utf8.RuneCountInString(f.Reason))
-			case field == "deactivate_reason":
-				props.Errors[field] = t.T("deactivate.err.reason_required")
-			case problem == deactivate.ProblemMismatch:
-				props.Errors[field] = t.T("deactivate.err.confirm_mismatch", st.StockID)
-			default:
-				props.Errors[field] = t.T("deactivate.err.confirm_required")
-			}
-		}
-		s.render(c, http.StatusUnprocessableEntity, templates.DeactivatePage(props))
-		return
-	}
-	if s.requestApproval(c, st, f.Reason, props.FormToken) { // approvals.go: a second person first
-		return
-	}
-	done, err := s.Deactivate.Deactivate(ctx, ac, st, f.Reason, props.FormToken)
-	if done == nil {
-		done = st
-	}
-	f.FormToken = props.FormToken
-	s.deactivateOutcome(c, done, f, err)
-}
-
-// deactivateOutcome answers a sent (or re-posted) deactivation: to the
-// deactivation page, which shows the stock as WeChat Pay now has it, or the
-// form again with WeChat Pay's error.
-func (s *Server) deactivateOutcome(c *gin.Context, st *models.Stock, f deactivateForm, err error) {
 	t := s.localizer(c)
-	back := "/stocks/" + strconv.FormatInt(st.ID, 10) + "/deactivate"
+	back := "/stocks/" + strconv.FormatInt(res.Stock.ID, 10) + "/deactivate"
 	switch {
-	case err == nil:
+	case err == nil && res.Refused == nil && len(res.Errors) == 0:
+		st := res.Stock
 		s.setFlash(c, "success", t.T("deactivate.done", t.T("stocks.state."+string(st.State)), s.wxTime(st.DeactivateTime), st.DeactivateRequestNo))
 		redirect(c, back)
 		return
@@ -229,16 +179,40 @@ func (s *Server) deactivateOutcome(c *gin.Context, st *models.Stock, f deactivat
 		redirect(c, back)
 		return
 	}
-	prob := wxProblem(err)
-	if prob == nil {
-		s.serverError(c, err)
-		return
+	var prob *templates.WxProblem
+	if err != nil {
+		if prob = wxProblem(t, err); prob == nil {
+			s.serverError(c, err)
+			return
+		}
 	}
-	props, perr := s.deactivateProps(c, st, false)
+	props, perr := s.deactivateProps(c, res.Stock, false)
 	if perr != nil {
 		s.serverError(c, perr)
 		return
 	}
-	props.Reason, props.Confirm, props.FormToken, props.WxError = f.Reason, f.Confirm, formTokenOr(f.FormToken), prob
-	s.render(c, problemStatus(prob), templates.DeactivatePage(props))
+	props.Reason, props.Confirm, props.FormToken, props.WxError = f.Reason, f.Confirm, f.FormToken, prob
+	status := http.StatusUnprocessableEntity
+	switch {
+	case prob != nil:
+		status = problemStatus(prob)
+		if !res.Pending {
+			props.FormToken = newFormToken() // refused: the corrected form is a new request
+		}
+	case res.Refused != nil:
+		status = http.StatusConflict
+	}
+	for field, problem := range res.Errors {
+		switch {
+		case field == "deactivate_reason" && problem == deactivate.ProblemTooLong:
+			props.Errors[field] = t.T("deactivate.err.reason_too_long", deactivate.MaxReason, utf8.RuneCountInString(f.Reason))
+		case field == "deactivate_reason":
+			props.Errors[field] = t.T("deactivate.err.reason_required")
+		case problem == deactivate.ProblemMismatch:
+			props.Errors[field] = t.T("deactivate.err.confirm_mismatch", st.StockID)
+		default:
+			props.Errors[field] = t.T("deactivate.err.confirm_required")
+		}
+	}
+	s.render(c, status, templates.DeactivatePage(props))
 }

@@ -324,6 +324,7 @@ const (
 
 var bodyLimits = map[string]int64{
 	"/login":            signInBodyLimit,
+	"/login/two-factor": signInBodyLimit,
 	"/language":         signInBodyLimit,
 	"/logout":           signInBodyLimit,
 	"/account/password": signInBodyLimit,

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/i18n"
@@ -90,46 +89,37 @@ func (s *Server) presendFormProps(c *gin.Context, f presendForm) (templates.Pres
 	return props, nil
 }
 
-// presendIssue is POST /presend: the fields are checked (422 with every
-// error, values kept) and the token is obtained. A form already posted gets
-// its operation's outcome instead, one request number however often it is
-// posted.
+// presendIssue is POST /presend: the service answers the form
+// (presend.Service.Submit) — field errors (422, every one, values kept), or
+// the token; a form already posted gets its operation's outcome instead, one
+// request number however often it is posted.
 func (s *Server) presendIssue(c *gin.Context) {
 	var f presendForm
 	_ = c.ShouldBind(&f)
-	ctx, ac := c.Request.Context(), s.auditContext(c)
-	in := presend.Input{ProductCouponID: f.ProductCouponID, StockBundleID: f.StockBundleID, AppID: f.AppID,
-		OpenID: f.OpenID, Attach: f.Attach, FormToken: formTokenOr(f.FormToken)}
-	in.Normalize()
-	f.FormToken = in.FormToken
-	if errs := presend.Validate(in); len(errs) > 0 {
-		// A form already posted resends its recorded request (after a
-		// retryable failure the page leaves the OpenID field empty).
-		if tok, err := s.Presend.Repost(ctx, ac, in.FormToken); tok != nil || err != nil {
-			s.presendOutcome(c, f, tok, err)
-			return
-		}
-		props, err := s.presendFormProps(c, f)
-		if err != nil {
-			s.serverError(c, err)
-			return
-		}
-		t := props.Page.T
-		for field, problem := range errs {
-			switch problem {
-			case presend.ProblemRequired:
-				props.Errors[field] = t.T("form.required")
-			case presend.ProblemTooLong:
-				props.Errors[field] = t.T("presend.err.attach_too_long", presend.MaxAttach, utf8.RuneCountInString(f.Attach))
-			default:
-				props.Errors[field] = t.T("presend.err.format_" + field)
-			}
-		}
-		s.render(c, http.StatusUnprocessableEntity, templates.PresendFormPage(props))
+	res, err := s.Presend.Submit(c.Request.Context(), s.auditContext(c), presend.Input{ProductCouponID: f.ProductCouponID,
+		StockBundleID: f.StockBundleID, AppID: f.AppID, OpenID: f.OpenID, Attach: f.Attach, FormToken: formTokenOr(f.FormToken)})
+	f.FormToken = res.Input.FormToken
+	if len(res.Errors) == 0 {
+		s.presendOutcome(c, f, res.Token, err)
 		return
 	}
-	tok, err := s.Presend.Issue(ctx, ac, in)
-	s.presendOutcome(c, f, tok, err)
+	props, err := s.presendFormProps(c, f)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	t := props.Page.T
+	for field, problem := range res.Errors {
+		switch problem {
+		case presend.ProblemRequired:
+			props.Errors[field] = t.T("form.required")
+		case presend.ProblemTooLong:
+			props.Errors[field] = t.T("presend.err.attach_too_long", presend.MaxAttach, utf8.RuneCountInString(f.Attach))
+		default:
+			props.Errors[field] = t.T("presend.err.format_" + field)
+		}
+	}
+	s.render(c, http.StatusUnprocessableEntity, templates.PresendFormPage(props))
 }
 
 // presendOutcome answers a pre-send: the token page itself (no redirect: a
@@ -150,7 +140,7 @@ func (s *Server) presendOutcome(c *gin.Context, f presendForm, tok *presend.Toke
 	case errors.Is(err, presend.ErrUnknownBundle):
 		status = http.StatusUnprocessableEntity
 	default:
-		if prob = wxProblem(err); prob == nil {
+		if prob = wxProblem(s.localizer(c), err); prob == nil {
 			s.serverError(c, err)
 			return
 		}
@@ -193,7 +183,7 @@ func (s *Server) presendToken(c *gin.Context) {
 		return
 	}
 	tok, err := s.Presend.Get(c.Request.Context(), id)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	if errors.Is(err, presend.ErrNotFound) {
 		s.notFound(c)
 		return
 	}
@@ -224,9 +214,7 @@ func (s *Server) renderPresendToken(c *gin.Context, tok *presend.Token) {
 			props.Token = tok.Token
 		}
 	}
-	if tok.WxErrorCode != "" {
-		props.Error = &templates.WxProblem{Status: tok.WxStatus, Code: tok.WxErrorCode, Message: tok.WxErrorMessage, RequestID: tok.WxRequestID}
-	}
+	props.Error = recordedProblem(t, tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage, tok.WxRequestID)
 	props.Facts = []templates.Fact{
 		{Label: t.T("presend.product_coupon_id"), Value: tok.ProductCouponID},
 		{Label: t.T("presend.stock_bundle_id"), Value: tok.StockBundleID},
@@ -265,7 +253,7 @@ func (s *Server) presendLines(t i18n.Localizer, toks []presend.Token) []template
 		case tok.Status == presend.StatusIssued && tok.ExpiresAt != nil:
 			l.Expiry = t.T("presend.valid_until_short", s.localTime(*tok.ExpiresAt))
 		case tok.WxErrorCode != "":
-			l.Expiry = tok.WxErrorCode + ": " + tok.WxErrorMessage
+			l.Expiry = problemLine(t, tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage)
 		}
 		out = append(out, l)
 	}

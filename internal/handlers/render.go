@@ -26,6 +26,7 @@ var navEntries = []struct{ path, label string }{
 	{"/audit", "nav.audit"},
 	{"/alerts", "alerts.nav"},
 	{"/admin/users", "nav.users"},
+	{"/admin/wxpay", "nav.wxpay"},
 	{"/admin/approvals", "approvals.policy_title"},
 	{"/admin/two-factor", "twofactor.admin_title"},
 }

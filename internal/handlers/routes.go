@@ -95,6 +95,8 @@ func (s *Server) routes() {
 	managers.POST("/audit/verify", s.auditVerifyStart)
 
 	admins := s.group(roles(models.RoleAdmin))
+	admins.GET("/admin/wxpay", s.adminWxPayPage) // admin_wxpay.go
+	admins.POST("/admin/wxpay/test", s.adminWxPayTest)
 	admins.GET("/admin/users", s.adminUsersPage)
 	admins.GET("/admin/users/new", s.adminUserNewPage)
 	admins.GET("/admin/users/locks", s.adminLocksPage) // admin_locks.go: sign-in locks, lifted by an admin

@@ -350,3 +350,35 @@ func TestAnonymousRefusalsDoNotFillTheLog(t *testing.T) {
 		}
 	})
 }
+
+// An admin sees a locked username on /admin/users/locks and lifts the
+// lock (audited); the user can sign in again at once.
+func TestAdminSeesAndLiftsALock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		h := newHarness(t, db)
+		h.addUser("olivia", models.RoleOperator)
+		h.addUser("root", models.RoleAdmin)
+		for range 5 {
+			h.signIn(h.client(), "olivia", "wrong-password")
+		}
+		if resp := h.signIn(h.client(), "olivia", testPassword); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("locked sign-in: %d", resp.StatusCode)
+		}
+		admin := h.client()
+		h.signIn(admin, "root", testPassword)
+		resp, body := h.do(admin, "GET", "/admin/users/locks", nil, nil)
+		if resp.StatusCode != 200 || !strings.Contains(body, "<code>olivia</code>") {
+			t.Fatalf("locks page: %d", resp.StatusCode)
+		}
+		resp, _ = h.do(admin, "POST", "/admin/users/locks/lift", url.Values{"scope": {"username"}, "subject": {"olivia"}}, nil)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("lift: %d", resp.StatusCode)
+		}
+		if h.countAudit(audit.ActionSignInUnlock) != 1 {
+			t.Fatal("lifting the lock was not audited")
+		}
+		if resp := h.signIn(h.client(), "olivia", testPassword); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in after the lock was lifted: %d", resp.StatusCode)
+		}
+	})
+}

@@ -26,8 +26,7 @@ import (
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/users"
-	"voucherconsole/internal/wxops"
-	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxconn"
 )
 
 // Deps is what the handlers need from the rest of the console.
@@ -43,8 +42,6 @@ type Deps struct {
 	Logger       *slog.Logger
 	Metrics      *metrics.Metrics
 	Stocks       *stocks.Service
-	WX           *wxpay.Client
-	Ops          *wxops.Store
 	Now          func() time.Time
 
 	Deactivate *deactivate.Service // /stocks/{id}/deactivate
@@ -53,6 +50,7 @@ type Deps struct {
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
 	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 	Approvals  *approvals.Service  // /approvals, /admin/approvals
+	WxConn     *wxconn.Service     // /admin/wxpay
 	// AuditVerifier runs the integrity page's verifications; nil gets one
 	// on DB (whoever builds the server closes it).
 	AuditVerifier *audit.Verifier // /audit/verify

@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
+	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/stocks/favorform"
 	"voucherconsole/web/templates"
 )
@@ -15,41 +17,53 @@ import (
 func (s *Server) stockNewPage(c *gin.Context) {
 	p := s.page(c, "home.create_stock")
 	form := favorform.DefaultForm(s.Now(), s.loc)
-	form.AvailableMerchants = s.WX.Config().MchID // the creating merchant is the usual choice
+	form.AvailableMerchants = s.Stocks.Merchant() // the creating merchant is the usual choice
 	s.render(c, http.StatusOK, templates.StockNewPage(templates.StockNewProps{
-		Page: p, Form: form, FormToken: newRequestID() + newRequestID(),
-		MchID: s.WX.Config().MchID, TimeZone: s.Config.Timezone,
+		Page: p, Form: form, FormToken: newFormToken(),
+		MchID: s.Stocks.Merchant(), TimeZone: s.Config.Timezone,
 	}))
 }
 
 // stockCreate validates every field of document 003 on the server before any
-// call, then creates the stock through the recorded-intent path.
+// call, then creates the stock through the recorded call (wxops.Run): the
+// same form posted again — after an unknown outcome too — resends the same
+// request number, so WeChat Pay creates one stock.
 func (s *Server) stockCreate(c *gin.Context) {
 	_ = c.Request.ParseForm()
 	form := favorform.FormFromValues(c.Request.PostForm)
-	token := c.PostForm("form_token")
-	if token == "" {
-		token = newRequestID() + newRequestID()
-	}
 	p := s.page(c, "home.create_stock")
-	props := templates.StockNewProps{Page: p, Form: form, FormToken: token, MchID: s.WX.Config().MchID, TimeZone: s.Config.Timezone}
+	props := templates.StockNewProps{Page: p, Form: form, FormToken: formTokenOr(c.PostForm("form_token")),
+		MchID: s.Stocks.Merchant(), TimeZone: s.Config.Timezone}
 	req, errs := form.Validate(s.Now(), s.loc, props.MchID)
 	if len(errs) > 0 {
 		props.Errors = errs.Localize(p.T)
 		s.render(c, http.StatusUnprocessableEntity, templates.StockNewPage(props))
 		return
 	}
-	st, err := s.Stocks.CreateFavor(c.Request.Context(), s.auditContext(c), s.WX, s.Ops, token, req)
-	if err != nil {
-		prob := wxProblem(err)
-		if prob == nil {
-			s.serverError(c, err)
-			return
-		}
-		props.WxError = prob
-		s.render(c, problemStatus(prob), templates.StockNewPage(props))
+	if s.requestCreateApproval(c, req, props.FormToken) { // approvals.go: a second person first
 		return
 	}
-	s.setFlash(c, "success", p.T.T("stocks.created", st.Name, st.StockID))
-	redirect(c, "/stocks/"+strconv.FormatInt(st.ID, 10))
+	res, err := s.Stocks.CreateFavor(c.Request.Context(), s.auditContext(c), props.FormToken, req)
+	switch {
+	case err == nil:
+		s.setFlash(c, "success", p.T.T("stocks.created", res.Stock.Name, res.Stock.StockID))
+		redirect(c, "/stocks/"+strconv.FormatInt(res.Stock.ID, 10))
+		return
+	case errors.Is(err, stocks.ErrInFlight):
+		props.Notice = p.T.T("wx.in_flight")
+		s.render(c, http.StatusConflict, templates.StockNewPage(props))
+		return
+	}
+	prob := wxProblem(p.T, err)
+	if prob == nil {
+		s.serverError(c, err)
+		return
+	}
+	props.WxError = prob
+	if res.Pending {
+		props.Notice = p.T.T("wx.pending", res.RequestNo)
+	} else {
+		props.FormToken = newFormToken() // refused: the corrected form is a new request
+	}
+	s.render(c, problemStatus(prob), templates.StockNewPage(props))
 }

@@ -82,7 +82,7 @@ func (s *Server) stockRegister(c *gin.Context) {
 		case errors.Is(err, stocks.ErrAlreadyRegistered):
 			props.Errors["stock_id"] = p.T.T("stocks.err.already_registered")
 		default:
-			prob := wxProblem(err)
+			prob := wxProblem(p.T, err)
 			if prob == nil {
 				s.serverError(c, err)
 				return

@@ -1,20 +1,18 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"voucherconsole/internal/audit"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
-	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
 )
 
@@ -151,6 +149,9 @@ func (s *Server) stockPage(c *gin.Context) {
 	if st.WxCreateTime != "" {
 		props.Facts = append(props.Facts, templates.Fact{Label: p.T.T("stocks.create_time"), Value: s.wxTime(st.WxCreateTime)})
 	}
+	if w, ok := stocks.AvailabilityWindows(st); ok {
+		props.Facts = append(props.Facts, s.windowFacts(p.T, w)...)
+	}
 	if stocks.UploadsCodes(st) {
 		props.Codes = []templates.Fact{
 			{Label: p.T.T("stocks.codes_total"), Value: count(st.TotalCount)},
@@ -220,12 +221,9 @@ func codeModeLabel(t i18n.Localizer, mode string) string {
 
 // stockHistory is the stock's own audit trail, newest first.
 func (s *Server) stockHistory(c *gin.Context, id int64, t i18n.Localizer) ([]templates.AuditLine, error) {
-	var entries []audit.Entry
-	err := s.DB.Gorm.WithContext(c.Request.Context()).
-		Where("target_type = ? AND target_id = ?", audit.TargetStock, strconv.FormatInt(id, 10)).
-		Order("seq DESC").Limit(100).Find(&entries).Error
+	entries, err := s.Stocks.History(c.Request.Context(), id, 100)
 	if err != nil {
-		return nil, fmt.Errorf("stock history: %w", err)
+		return nil, err
 	}
 	out := make([]templates.AuditLine, 0, len(entries))
 	for _, e := range entries {
@@ -247,8 +245,12 @@ func (s *Server) stockRefresh(c *gin.Context) {
 	t := s.localizer(c)
 	back := "/stocks/" + strconv.FormatInt(st.ID, 10)
 	if _, err := s.Stocks.Refresh(c.Request.Context(), s.auditContext(c), st.ID); err != nil {
-		if prob := wxProblem(err); prob != nil {
-			s.setFlash(c, "error", t.T("stocks.refresh_failed", prob.Code, prob.Message, prob.RequestID))
+		if prob := wxProblem(t, err); prob != nil {
+			msg := prob.Message
+			if msg == "" {
+				msg = prob.Explanation
+			}
+			s.setFlash(c, "error", t.T("stocks.refresh_failed", prob.Code, msg, prob.RequestID))
 			redirect(c, back)
 			return
 		}
@@ -257,25 +259,6 @@ func (s *Server) stockRefresh(c *gin.Context) {
 	}
 	s.setFlash(c, "success", t.T("stocks.refreshed"))
 	redirect(c, back)
-}
-
-// wxProblem turns a WeChat Pay error into what the user is shown; nil when
-// err is not a WeChat Pay error. A call that got no answer is shown too, as
-// such: the user must know nothing is confirmed.
-func wxProblem(err error) *templates.WxProblem {
-	var ae *wxpay.APIError
-	if errors.As(err, &ae) {
-		return &templates.WxProblem{Status: ae.StatusCode, Code: ae.Code, Message: ae.Message, RequestID: ae.RequestID}
-	}
-	var te *wxpay.TransportError
-	if errors.As(err, &te) {
-		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "NETWORK", Message: "WeChat Pay did not answer / 微信支付无应答"}
-	}
-	var re *wxpay.ReplyError
-	if errors.As(err, &re) {
-		return &templates.WxProblem{Status: http.StatusBadGateway, Code: "REPLY_REJECTED", Message: "WeChat Pay's reply failed verification / 微信支付应答验签失败", RequestID: re.RequestID}
-	}
-	return nil
 }
 
 // problemStatus is the status a page answers with after a WeChat Pay error:
@@ -294,4 +277,41 @@ func labelOr(t i18n.Localizer, id, fallback string) string {
 		return t.T(id)
 	}
 	return fallback
+}
+
+// windowFacts shows a merchant stock's weekly and irregular availability
+// windows.
+func (s *Server) windowFacts(t i18n.Localizer, w stocks.Windows) []templates.Fact {
+	var out []templates.Fact
+	if len(w.WeekDays) > 0 || len(w.DayTimes) > 0 {
+		var days []string
+		for _, d := range w.WeekDays {
+			days = append(days, labelOr(t, "favor.weekday."+strconv.FormatInt(d, 10), strconv.FormatInt(d, 10)))
+		}
+		if len(days) == 0 {
+			days = []string{t.T("stocks.every_day")}
+		}
+		var times []string
+		for _, r := range w.DayTimes {
+			times = append(times, clockTime(r.BeginTime)+"–"+clockTime(r.EndTime))
+		}
+		if len(times) == 0 {
+			times = []string{t.T("stocks.all_day")}
+		}
+		out = append(out, templates.Fact{Label: t.T("stocks.available_week"), Value: strings.Join(days, "、") + " " + strings.Join(times, ", ")})
+	}
+	if len(w.Irregular) > 0 {
+		var spans []string
+		for _, r := range w.Irregular {
+			spans = append(spans, s.wxTime(r.BeginTime)+" – "+s.wxTime(r.EndTime))
+		}
+		out = append(out, templates.Fact{Label: t.T("stocks.irregular_time"), Value: strings.Join(spans, "; ")})
+	}
+	return out
+}
+
+// clockTime renders seconds since midnight as HH:MM (24:00 for the end of
+// the day).
+func clockTime(sec int64) string {
+	return fmt.Sprintf("%02d:%02d", sec/3600, sec%3600/60)
 }

@@ -103,7 +103,7 @@ func (s *Server) renderUpload(c *gin.Context, u *uploads.Upload, status int, not
 	}
 	if u.Status.Ended() {
 		props.ShowReport, props.Reconciles = true, u.Reconciles()
-		props.ErrorCode, props.ErrorMessage = u.ErrorCode, u.ErrorMessage
+		props.ErrorCode, props.ErrorMessage = u.ErrorCode, problemMessage(t, 0, u.ErrorCode, u.ErrorMessage)
 		props.Report = []templates.UploadCount{
 			{ID: "report-rows", Label: t.T("uploads.count.rows"), Value: num(u.RowsRead), Strong: true},
 			{ID: "report-uploaded", Label: t.T("uploads.count.uploaded"), Value: num(u.CodesUploaded), Strong: true},

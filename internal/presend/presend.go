@@ -13,7 +13,6 @@ package presend
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -42,11 +41,6 @@ const TokenTTL = 5 * time.Minute
 
 // MaxAttach is document 004's limit on attach: 150 UTF-8 characters.
 const MaxAttach = 150
-
-// inFlight is how long after its intent an operation that has not been
-// tried yet is taken to be in flight in another request, rather than left
-// behind by a crash.
-const inFlight = time.Minute
 
 // Token statuses.
 const (
@@ -106,7 +100,6 @@ type Client interface {
 type Service struct {
 	DB   *gorm.DB
 	WX   Client
-	Ops  *wxops.Store
 	Keys *Keys
 	Now  clock.Func
 	// AfterIntent, when set, runs right after an intent is recorded and
@@ -115,11 +108,12 @@ type Service struct {
 	AfterIntent func()
 }
 
-// flat is the database without savepoints for nested transactions: the
-// writes of one record (intent, outcome) commit or fail together, so the
-// savepoints wxops and audit would set inside cost statements for nothing.
-func (s *Service) flat() *gorm.DB {
-	return s.DB.Session(&gorm.Session{DisableNestedTransaction: true})
+// ops records pre-sends on the database without savepoints for nested
+// transactions: the writes of one record (intent, outcome) commit or fail
+// together, so the savepoints wxops and audit would set inside cost
+// statements for nothing.
+func (s *Service) ops() *wxops.Store {
+	return &wxops.Store{DB: s.DB.Session(&gorm.Session{DisableNestedTransaction: true}), Now: s.Now}
 }
 
 // Errors the handlers turn into messages.
@@ -128,7 +122,7 @@ var (
 	// with any stock of the console.
 	ErrUnknownBundle = errors.New("presend: stock bundle not registered")
 	// ErrInFlight: the same form is being sent by another request now.
-	ErrInFlight = errors.New("presend: the same form is being submitted")
+	ErrInFlight = wxops.ErrInFlight
 )
 
 // Input is a pre-send as the operator asks for it.
@@ -257,17 +251,41 @@ func target(t *Token) string {
 	return t.ProductCouponID + "/" + t.StockBundleID
 }
 
-// Issue obtains a pre-send token. The request number is generated here and
-// recorded, with the exact body and the sealed OpenID, before the call; a
-// re-post of the same form (same FormToken) returns that operation instead
-// (wxops.Begin finds it): its token when it has one, or the result of
-// resending the same request.
-// A WeChat Pay refusal comes back as the *wxpay.APIError, with the Token as
-// recorded (status failed, or pending when the request may be resent).
+// Submitted is the outcome of a posted pre-send form.
+type Submitted struct {
+	Input  Input             // as normalised
+	Token  *Token            // the pre-send, when one was recorded (or found again)
+	Errors map[string]string // field problems: nothing was sent
+}
+
+// Submit answers a posted pre-send form: fields that do not validate come
+// back with every problem, unless the form was posted before (after an
+// unknown outcome the page leaves the OpenID field empty), in which case
+// its recorded request is resent; otherwise the token is obtained (Issue).
+func (s *Service) Submit(ctx context.Context, ac audit.Context, in Input) (Submitted, error) {
+	in.Normalize()
+	if errs := Validate(in); len(errs) > 0 {
+		tok, err := s.Repost(ctx, ac, in.FormToken)
+		if tok == nil && err == nil {
+			return Submitted{Input: in, Errors: errs}, nil
+		}
+		return Submitted{Input: in, Token: tok}, err
+	}
+	tok, err := s.Issue(ctx, ac, in)
+	return Submitted{Input: in, Token: tok}, err
+}
+
+// Issue obtains a pre-send token through wxops.Run. The request number is
+// generated here and recorded, with the exact body and the sealed OpenID,
+// before the call; a re-post of the same form (same FormToken) returns that
+// operation instead: its token when it has one, or the result of resending
+// the same request. A WeChat Pay refusal comes back as the *wxpay.APIError,
+// with the Token as recorded (status failed, or pending when the outcome is
+// unknown and the request is kept to be resent).
 func (s *Service) Issue(ctx context.Context, ac audit.Context, in Input) (*Token, error) {
 	in.Normalize()
 	if errs := Validate(in); len(errs) > 0 {
-		// A form re-posted after a retryable failure may leave the OpenID
+		// A form re-posted after an unknown outcome may leave the OpenID
 		// out: its operation resends what was recorded.
 		if tok, err := s.Repost(ctx, ac, in.FormToken); tok != nil || err != nil {
 			return tok, err
@@ -306,38 +324,38 @@ func (s *Service) Issue(ctx context.Context, ac audit.Context, in Input) (*Token
 	}
 	// The intent (operation, audit entry) and the token record with the
 	// sealed OpenID commit together: whatever is pending can be resent.
-	var (
-		op       *models.WxOperation
-		existing bool
-	)
-	err = s.flat().WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
-		ops := &wxops.Store{DB: tx, Now: s.Ops.Now}
-		op, existing, err = ops.Begin(ctx, ac, wxops.Intent{
-			Kind: OpKind, RequestNo: req.SendRequestNo, FormToken: in.FormToken, UserID: ac.ActorID, StockRef: tok.StockRef,
-			Body: req, Action: ActionIssue, TargetType: audit.TargetStock, TargetID: target(tok), Detail: detail(tok),
-		})
-		if err != nil || existing {
-			return err
+	intent := wxops.Intent{
+		Kind: OpKind, RequestNo: req.SendRequestNo, FormToken: in.FormToken, UserID: ac.ActorID, StockRef: tok.StockRef, Body: req,
+		Also: func(tx *gorm.DB, op *models.WxOperation) error {
+			tok.OperationID = op.ID
+			return tx.Create(tok).Error
+		},
+	}
+	fresh := s.call(tok, func() preparedCall {
+		if s.AfterIntent != nil {
+			s.AfterIntent()
 		}
-		tok.OperationID = op.ID
-		return tx.Create(tok).Error
+		return <-signed
 	})
-	if err != nil {
+	op, err := s.ops().Run(ctx, ac, intent, fresh, s.recorded)
+	switch {
+	case op == nil && in.FormToken != "":
 		// Posted twice at once: the other post recorded the intent (on
 		// PostgreSQL this transaction then fails on the form token).
 		if tok, rerr := s.Repost(ctx, ac, in.FormToken); tok != nil || rerr != nil {
 			return tok, rerr
 		}
 		return nil, fmt.Errorf("record pre-send %s: %w", req.SendRequestNo, err)
+	case op == nil:
+		return nil, fmt.Errorf("record pre-send %s: %w", req.SendRequestNo, err)
+	case op.ID != tok.OperationID: // the same form, posted again
+		found, ferr := s.tokenOf(ctx, op)
+		if ferr != nil {
+			return nil, errors.Join(err, ferr)
+		}
+		return found, err
 	}
-	if existing { // the same form, posted again
-		return s.continueOp(ctx, ac, op)
-	}
-	if s.AfterIntent != nil {
-		s.AfterIntent()
-	}
-	return s.send(ctx, ac, op, tok, <-signed, false)
+	return tok, err
 }
 
 // preparedCall is a pre-send signed and ready to send, or why it could not
@@ -350,59 +368,82 @@ type preparedCall struct {
 // Repost answers a form posted again: when formToken names an operation
 // already recorded it returns that operation's token (resending the request
 // first when it is still pending); otherwise nil, nil. Handlers call it when
-// the fields do not validate, so a form re-posted after a retryable failure
+// the fields do not validate, so a form re-posted after an unknown outcome
 // (its OpenID field left empty) resends the recorded request.
 func (s *Service) Repost(ctx context.Context, ac audit.Context, formToken string) (*Token, error) {
-	if formToken == "" {
-		return nil, nil
+	op, err := s.ops().Find(ctx, OpKind, formToken)
+	if err != nil || op == nil {
+		return nil, err
 	}
-	var op models.WxOperation
-	err := s.DB.WithContext(ctx).Where("kind = ? AND form_token = ?", OpKind, formToken).Take(&op).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
+	c, err := s.recorded(ctx, op)
 	if err != nil {
 		return nil, err
 	}
-	return s.continueOp(ctx, ac, &op)
+	err = s.ops().Continue(ctx, ac, op, c)
+	tok, terr := s.tokenOf(ctx, op)
+	if terr != nil {
+		return nil, errors.Join(err, terr)
+	}
+	return tok, err
 }
 
-// continueOp answers a re-post of a recorded operation: the token it got, or
-// the result of resending it when it is still pending and not in flight.
-func (s *Service) continueOp(ctx context.Context, ac audit.Context, op *models.WxOperation) (*Token, error) {
+// tokenOf is the token record of an operation; ErrInFlight when it has none
+// yet (between its intent and its record, in another request).
+func (s *Service) tokenOf(ctx context.Context, op *models.WxOperation) (*Token, error) {
 	var tok Token
 	err := s.DB.WithContext(ctx).Where("operation_id = ?", op.ID).Take(&tok).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrInFlight // between its intent and its record, in another request
+		return nil, ErrInFlight
 	}
 	if err != nil {
 		return nil, err
 	}
-	if op.Status != models.OpPending || tok.Status != StatusPending {
-		return &tok, nil
-	}
-	if op.Attempts == 0 && s.Now.UTC().Sub(op.CreatedAt) < inFlight {
-		return &tok, ErrInFlight
-	}
-	return s.resend(ctx, ac, op, &tok)
+	return &tok, nil
 }
 
-// resend sends a pending operation again: the recorded body, and the OpenID
-// unsealed from its record.
-func (s *Service) resend(ctx context.Context, ac audit.Context, op *models.WxOperation, tok *Token) (*Token, error) {
-	var req wxpay.PreSendCouponBundleRequest
-	if err := json.Unmarshal([]byte(op.Body), &req); err != nil {
-		return tok, fmt.Errorf("operation %d body: %w", op.ID, err)
+// recorded is the Call of a recorded pre-send: the recorded body, and the
+// OpenID unsealed from its token record. An operation whose OpenID cannot
+// be recovered cannot be resent, and ends.
+func (s *Service) recorded(ctx context.Context, op *models.WxOperation) (wxops.Call, error) {
+	var tok Token
+	err := s.DB.WithContext(ctx).Where("operation_id = ?", op.ID).Take(&tok).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		// An intent without its record (Issue writes both in one
+		// transaction, so only an operation written otherwise): the OpenID
+		// is unknown, so nothing was or can be sent.
+		return s.unsendable(op, "NOT_SENT", "the pre-send's OpenID was never recorded; nothing was sent"), nil
+	case err != nil:
+		return wxops.Call{}, err
 	}
-	openid, err := s.Keys.Open(tok.OpenIDSealed, tok.SendRequestNo)
-	if err != nil {
-		// Whether the first attempt reached WeChat Pay is unknown, but it
-		// cannot be resent: end it, so the operator can issue a new token.
-		return tok, errors.Join(err, s.abandon(ctx, op, tok, "UNRECOVERABLE",
-			"the OpenID kept for resending could not be read (was the session secret changed?); issue a new token"))
+	return s.call(&tok, func() preparedCall {
+		req, err := wxops.Body[wxpay.PreSendCouponBundleRequest](op)
+		if err != nil {
+			return preparedCall{err: wxops.Unsendable(wxpay.CodeError, "the recorded request could not be read", err)}
+		}
+		openid, err := s.Keys.Open(tok.OpenIDSealed, tok.SendRequestNo)
+		if err != nil {
+			// Whether the first attempt reached WeChat Pay is unknown, but
+			// it cannot be resent: end it, so the operator can issue a new
+			// token.
+			return preparedCall{err: wxops.Unsendable("UNRECOVERABLE",
+				"the OpenID kept for resending could not be read (was the session secret changed?); issue a new token", err)}
+		}
+		call, err := s.WX.PreparePreSendCouponBundle(openid, req)
+		return preparedCall{call, err}
+	}), nil
+}
+
+// unsendable is the Call of an operation without a token record: it ends
+// it, sending nothing.
+func (s *Service) unsendable(op *models.WxOperation, code, message string) wxops.Call {
+	return wxops.Call{
+		Audit: wxops.Audit{Action: ActionIssue, TargetType: audit.TargetStock,
+			TargetID: strings.TrimPrefix(op.Target, audit.TargetStock+":"), Detail: map[string]any{"error": message}},
+		Send: func(context.Context, *models.WxOperation) (*wxops.Done, error) {
+			return nil, wxops.Unsendable(code, message, nil)
+		},
 	}
-	call, err := s.WX.PreparePreSendCouponBundle(openid, req)
-	return s.send(ctx, ac, op, tok, preparedCall{call, err}, true)
 }
 
 // expiry is when a token obtained now expires. WeChat Pay answers a resent
@@ -418,139 +459,66 @@ func expiry(firstAttempt, now time.Time) time.Time {
 // tokenColumns are the columns an outcome updates.
 var tokenColumns = []string{"status", "token", "expires_at", "openid_sealed", "wx_status", "wx_error_code", "wx_error_message", "wx_request_id", "updated_at"}
 
-// send sends a recorded pre-send and records its outcome.
-func (s *Service) send(ctx context.Context, ac audit.Context, op *models.WxOperation, tok *Token, pc preparedCall, resent bool) (*Token, error) {
-	d := detail(tok)
-	if resent {
-		d["resent"] = true
-	}
-	if pc.err != nil {
-		// Nothing went out: the call could not be built (not configured,
-		// an OpenID no URL can carry).
-		return tok, s.fail(ctx, ac, op, tok, pc.err, d)
-	}
-	reply, err := pc.call.Send(ctx)
-	if err != nil {
-		return tok, s.fail(ctx, ac, op, tok, err, d)
-	}
-	now := s.Now.UTC()
-	exp := expiry(tok.CreatedAt, now)
-	d["expires_at"] = exp.Format(time.RFC3339)
-	ops := &wxops.Store{DB: s.flat(), Now: s.Ops.Now}
-	err = ops.Succeed(ctx, ac, op, ActionIssue, audit.TargetStock, target(tok),
-		map[string]any{"presend_id": tok.ID, "expires_at": exp}, reply.Meta.RequestID, d,
-		func(tx *gorm.DB) error {
-			tok.Status, tok.Token, tok.ExpiresAt, tok.OpenIDSealed = StatusIssued, reply.Token, &exp, ""
-			tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage, tok.WxRequestID = 0, "", "", reply.Meta.RequestID
-			tok.UpdatedAt = now
-			return tx.Model(tok).Select(tokenColumns).Updates(tok).Error
-		})
-	if err != nil {
-		return tok, fmt.Errorf("record pre-send %s: %w", op.RequestNo, err)
-	}
-	return tok, nil
-}
-
-// fail records a failed call on the operation (wxops decides whether it is
-// final) and on the token; a final failure wipes the sealed OpenID. A reply
-// that failed verification leaves the outcome unknown, so it is kept
-// pending, to be resent, rather than ended.
-func (s *Service) fail(ctx context.Context, ac audit.Context, op *models.WxOperation, tok *Token, cause error, d map[string]any) error {
-	recorded := cause
-	var re *wxpay.ReplyError
-	if errors.As(cause, &re) {
-		recorded = &wxpay.TransportError{Endpoint: re.Endpoint, Host: re.Host, Err: cause}
-		d["reply_rejected"] = true
-	}
-	ferr := s.Ops.Fail(ctx, ac, op, ActionIssue, audit.TargetStock, target(tok), recorded, d)
-	tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage, tok.WxRequestID = op.WxStatus, op.WxErrorCode, op.WxErrorMessage, op.WxRequestID
-	if op.Status == models.OpFailed {
-		tok.Status, tok.OpenIDSealed = StatusFailed, ""
-	}
-	tok.UpdatedAt = s.Now.UTC()
-	uerr := s.DB.WithContext(ctx).Model(tok).Select(tokenColumns).Updates(tok).Error
-	if ferr != nil || uerr != nil {
-		return errors.Join(cause, ferr, uerr)
-	}
-	return cause
-}
-
-// abandon ends a pending operation that cannot be (re)sent, with a failure
-// audit entry, and wipes its sealed OpenID.
-func (s *Service) abandon(ctx context.Context, op *models.WxOperation, tok *Token, code, message string) error {
-	now := s.Now.UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		op.Status, op.FormToken, op.WxErrorCode, op.WxErrorMessage = models.OpFailed, nil, code, message
-		if err := tx.Model(op).Select("status", "form_token", "wx_error_code", "wx_error_message", "updated_at").Updates(op).Error; err != nil {
-			return err
-		}
-		d := map[string]any{"error": message}
-		if tok != nil {
-			tok.Status, tok.OpenIDSealed, tok.WxErrorCode, tok.WxErrorMessage, tok.UpdatedAt = StatusFailed, "", code, message, now
-			if err := tx.Model(tok).Select(tokenColumns).Updates(tok).Error; err != nil {
-				return err
+// call sends the pre-send of tok, prepared (signed) by prepare, and keeps
+// its outcome on the token record, in the transaction that records it: the
+// token and its expiry, or the failure — a final one wipes the sealed
+// OpenID; an unknown outcome keeps it, to be resent.
+func (s *Service) call(tok *Token, prepare func() preparedCall) wxops.Call {
+	return wxops.Call{
+		Audit: wxops.Audit{Action: ActionIssue, TargetType: audit.TargetStock, TargetID: target(tok), Detail: detail(tok)},
+		Send: func(ctx context.Context, _ *models.WxOperation) (*wxops.Done, error) {
+			pc := prepare()
+			if pc.err != nil {
+				// Nothing went out: the call could not be built (not
+				// configured, an OpenID no URL can carry).
+				return nil, pc.err
 			}
-			d = detail(tok)
-			d["error"] = message
-		}
-		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
-		rec := ac.Record(ActionIssue, audit.Failure, audit.TargetStock, strings.TrimPrefix(op.Target, audit.TargetStock+":"))
-		rec.WxRequestNo, rec.WxErrorCode, rec.Detail = op.RequestNo, code, d
-		_, err := audit.Append(ctx, tx, now, rec)
-		return err
-	})
+			reply, err := pc.call.Send(ctx)
+			if err != nil {
+				return nil, err
+			}
+			now := s.Now.UTC()
+			exp := expiry(tok.CreatedAt, now)
+			return &wxops.Done{
+				RequestID: reply.Meta.RequestID, Result: map[string]any{"presend_id": tok.ID, "expires_at": exp},
+				Detail: map[string]any{"expires_at": exp.Format(time.RFC3339)},
+				Also: func(tx *gorm.DB, _ *models.WxOperation) error {
+					tok.Status, tok.Token, tok.ExpiresAt, tok.OpenIDSealed = StatusIssued, reply.Token, &exp, ""
+					tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage, tok.WxRequestID = 0, "", "", reply.Meta.RequestID
+					tok.UpdatedAt = now
+					return tx.Model(tok).Select(tokenColumns).Updates(tok).Error
+				},
+			}, nil
+		},
+		Failed: func(tx *gorm.DB, op *models.WxOperation) error {
+			tok.WxStatus, tok.WxErrorCode, tok.WxErrorMessage, tok.WxRequestID = op.WxStatus, op.WxErrorCode, op.WxErrorMessage, op.WxRequestID
+			if op.Status == models.OpFailed {
+				tok.Status, tok.OpenIDSealed = StatusFailed, ""
+			}
+			tok.UpdatedAt = s.Now.UTC()
+			return tx.Model(tok).Select(tokenColumns).Updates(tok).Error
+		},
+	}
 }
 
 // Resume completes pre-sends left pending — by a crash between intent and
-// outcome, or by a retryable failure — whose operation was last touched
-// more than olderThan ago, by resending each with its recorded request
-// number and body. It returns how many got their token.
+// outcome, or by an unknown outcome — whose operation was last touched more
+// than olderThan ago, by resending each with its recorded request number
+// and body. It returns how many got their token.
 func (s *Service) Resume(ctx context.Context, olderThan time.Duration) (int, error) {
-	if err := s.reconcile(ctx); err != nil {
-		return 0, err
-	}
-	return s.Ops.ResendDue(ctx, OpKind, s.Now.UTC(), olderThan, func(op *models.WxOperation) (bool, error) {
-		var tok Token
-		err := s.DB.WithContext(ctx).Where("operation_id = ?", op.ID).Take(&tok).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			// An intent without its record (Issue writes both in one
-			// transaction, so only an operation written otherwise): the
-			// OpenID is unknown, so nothing was or can be sent.
-			return false, s.abandon(ctx, op, nil, "NOT_SENT", "the pre-send's OpenID was never recorded; nothing was sent")
-		}
-		if err != nil {
-			return false, err
-		}
-		ac := audit.Context{ActorID: op.UserID, Actor: "console (resume)"}
-		_, err = s.resend(ctx, ac, op, &tok)
-		return err == nil, nil // a failed resend is recorded on the operation
-	})
+	return s.ops().Resume(ctx, OpKind, s.Now.UTC(), olderThan, s.recorded)
 }
 
-// reconcile finishes token records whose operation ended while the record
-// was not updated (a crash between the two writes of a failure).
-func (s *Service) reconcile(ctx context.Context) error {
-	var toks []Token
-	err := s.DB.WithContext(ctx).Where("status = ? AND operation_id IN (?)", StatusPending,
-		s.DB.Model(&models.WxOperation{}).Select("id").Where("kind = ? AND status = ?", OpKind, models.OpFailed)).
-		Find(&toks).Error
-	if err != nil {
-		return err
-	}
-	for i := range toks {
-		t := &toks[i]
-		t.Status, t.OpenIDSealed, t.UpdatedAt = StatusFailed, "", s.Now.UTC()
-		if err := s.DB.WithContext(ctx).Model(t).Select("status", "openid_sealed", "updated_at").Updates(t).Error; err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// ErrNotFound: no pre-send has the ID.
+var ErrNotFound = errors.New("presend: no such pre-send")
 
 // Get loads a token record.
 func (s *Service) Get(ctx context.Context, id int64) (*Token, error) {
 	var t Token
 	err := s.DB.WithContext(ctx).Take(&t, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
 	return &t, err
 }
 

@@ -89,7 +89,7 @@ func newEnv(t *testing.T, db *database.DB) *env {
 			t.Fatal(err)
 		}
 	}
-	svc := &presend.Service{DB: db.Gorm, WX: wx, Ops: &wxops.Store{DB: db.Gorm, Now: clk.Now}, Keys: k, Now: clk.Now}
+	svc := &presend.Service{DB: db.Gorm, WX: wx, Keys: k, Now: clk.Now}
 	return &env{t: t, db: db, sb: sb, clock: clk, svc: svc}
 }
 
@@ -369,8 +369,9 @@ func TestResumeAbandons(t *testing.T) {
 	e := newEnv(t, testdb.SQLite(t))
 	ctx := context.Background()
 	// An intent without its token record: the crash came between them.
-	op, _, err := e.svc.Ops.Begin(ctx, ac, wxops.Intent{Kind: presend.OpKind, RequestNo: "PS_ORPHAN_0001", Body: map[string]string{},
-		Action: presend.ActionIssue, TargetType: audit.TargetStock, TargetID: "1"})
+	store := &wxops.Store{DB: e.db.Gorm, Now: e.clock.Now}
+	op, _, err := store.Record(ctx, ac, wxops.Intent{Kind: presend.OpKind, RequestNo: "PS_ORPHAN_0001", Body: map[string]string{}},
+		wxops.Audit{Action: presend.ActionIssue, TargetType: audit.TargetStock, TargetID: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -43,6 +44,7 @@ type Service struct {
 	// Search runs List (database.DB.Search); nil means DB.
 	Search *gorm.DB
 	WX     Reader
+	Create Creator // voucher stocks (create.go)
 	Now    clock.Func
 }
 
@@ -391,4 +393,45 @@ const listColumns = "id, kind, stock_id, product_coupon_id, name, state, wx_stat
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// History is the stock's own audit trail, newest first, at most limit
+// entries.
+func (s *Service) History(ctx context.Context, id int64, limit int) ([]audit.Entry, error) {
+	var entries []audit.Entry
+	err := s.DB.WithContext(ctx).
+		Where("target_type = ? AND target_id = ?", audit.TargetStock, strconv.FormatInt(id, 10)).
+		Order("seq DESC").Limit(limit).Find(&entries).Error
+	if err != nil {
+		return nil, fmt.Errorf("stock history: %w", err)
+	}
+	return entries, nil
+}
+
+// Windows are when, within its validity period, a merchant (busifavor)
+// stock's coupons may be used: on some week days at some times of day
+// (coupon_available_time.available_week), and irregular extra windows
+// (irregulary_avaliable_time).
+type Windows struct {
+	WeekDays  []int64                     // 0 Sunday … 6 Saturday
+	DayTimes  []wxpay.BusifavorDayRange   // seconds since midnight, on those days
+	Irregular []wxpay.BusifavorTimeWindow // RFC 3339
+}
+
+// AvailabilityWindows reads a merchant stock's windows from the reply kept
+// with it; ok is false when it has none (coupons work throughout).
+func AvailabilityWindows(st *models.Stock) (w Windows, ok bool) {
+	if st.Kind != models.KindBusifavor || st.Raw == "" {
+		return w, false
+	}
+	var r wxpay.BusifavorStock
+	if json.Unmarshal([]byte(st.Raw), &r) != nil || r.CouponUseRule == nil || r.CouponUseRule.CouponAvailableTime == nil {
+		return w, false
+	}
+	t := r.CouponUseRule.CouponAvailableTime
+	if t.AvailableWeek != nil {
+		w.WeekDays, w.DayTimes = t.AvailableWeek.WeekDay, t.AvailableWeek.AvailableDayTime
+	}
+	w.Irregular = t.IrregularyAvaliableTime
+	return w, len(w.WeekDays) > 0 || len(w.DayTimes) > 0 || len(w.Irregular) > 0
 }

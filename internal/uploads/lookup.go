@@ -18,13 +18,18 @@ import (
 // (`code IN (…500 parameters…)` was planned as a scan of every code of the
 // stock filtered by value.)
 //
-// On PostgreSQL the chunk is one text[] parameter: `= ANY($2)` is an index
-// condition on both columns. On SQLite the chunk is one JSON array, and the
-// CROSS JOIN makes json_each the outer loop (SQLite never reorders a CROSS
-// JOIN), each of its values a look-up in the primary key.
+// On PostgreSQL the chunk is one text[] parameter, unnested, each code a
+// LATERAL probe of the key: the LIMIT keeps the planner from turning the
+// probes into one join, which it costs (random_page_cost) as dearer than
+// reading every code of a stock of a few hundred thousand, and then reads
+// them all for each chunk; `code = ANY($2)` was planned so too. On SQLite
+// the chunk is one JSON array, and the CROSS JOIN makes json_each the outer
+// loop (SQLite never reorders a CROSS JOIN), each of its values a look-up
+// in the primary key.
 const (
-	knownCodesPostgres = "SELECT code FROM stock_codes WHERE stock_ref = $1 AND code = ANY($2::text[])"
-	knownCodesSQLite   = "SELECT s.code FROM json_each(?) AS j CROSS JOIN stock_codes AS s WHERE s.stock_ref = ? AND s.code = j.value"
+	knownCodesPostgres = `SELECT c.code FROM unnest($2::text[]) AS c(code)
+		CROSS JOIN LATERAL (SELECT 1 FROM stock_codes AS s WHERE s.stock_ref = $1 AND s.code = c.code LIMIT 1) AS k`
+	knownCodesSQLite = "SELECT s.code FROM json_each(?) AS j CROSS JOIN stock_codes AS s WHERE s.stock_ref = ? AND s.code = j.value"
 )
 
 // knownCodes returns which of codes the console has seen on the stock.

@@ -434,23 +434,14 @@ func retryable(err error) bool {
 	return wxpay.IsRetryable(err) || errors.As(err, &re)
 }
 
-// describe is what is recorded of an error: WeChat Pay's code, message and
-// Request-ID, or a stand-in.
+// describe is what is recorded of an error: its one description
+// (wxpay.Describe) — WeChat Pay's code, message and Request-ID, or the
+// console's own code; an error's text goes to the log only.
 func describe(err error) (status int, code, message, requestID string) {
-	var ae *wxpay.APIError
-	var te *wxpay.TransportError
-	var re *wxpay.ReplyError
-	switch {
-	case errors.As(err, &ae):
-		return ae.StatusCode, ae.Code, ae.Message, ae.RequestID
-	case errors.As(err, &te):
-		return 0, "NETWORK", "no reply from WeChat Pay: " + te.Err.Error(), ""
-	case errors.As(err, &re):
-		return 0, "REPLY_REJECTED", "reply refused: " + re.Err.Error(), re.RequestID
-	case errors.Is(err, wxpay.ErrNotConfigured):
-		return 0, "NOT_CONFIGURED", err.Error(), ""
+	if d, ok := wxpay.Describe(err); ok {
+		return d.Status, d.Code, d.Message, d.RequestID
 	}
-	return 0, "ERROR", err.Error(), ""
+	return 0, wxpay.CodeError, "", ""
 }
 
 // commitSent records an accepted batch: its outcome, the upload's counters

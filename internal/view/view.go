@@ -95,16 +95,3 @@ func TimeOr(t *time.Time, loc *time.Location) string {
 func Zone(loc *time.Location, now time.Time) string {
 	return loc.String() + " (UTC" + now.In(loc).Format("-07:00") + ")"
 }
-
-// Label is the catalogue's text for id when it has one, else fallback (a
-// state or code the catalogue does not know yet is shown as it is, never as
-// a message ID).
-func Label(t interface {
-	Has(id string) bool
-	T(id string, args ...any) string
-}, id, fallback string) string {
-	if t.Has(id) {
-		return t.T(id)
-	}
-	return fallback
-}

@@ -1,8 +1,47 @@
-// Package wxops records every WeChat Pay call that changes something. The
-// intent — request number and the exact body — is stored and audited as
-// pending before the call; the outcome after it. A crash in between leaves a
-// pending operation that is resent unchanged (WeChat Pay deduplicates by
-// request number), so a retry never does the thing twice.
+// Package wxops is the one way the console makes a WeChat Pay call that
+// changes something. The intent — request number and the exact body — is
+// recorded and audited as pending before the call, and the outcome after it.
+// A crash in between, or a reply whose outcome is unknown, leaves a pending
+// operation that is resent unchanged (WeChat Pay deduplicates by request
+// number), so a retry never does the thing twice.
+//
+// The API, in the order a call goes through it:
+//
+//   - Run(ctx, ac, intent, call, again) records the intent and sends it: Record,
+//     then Send. When the intent's form token names an operation already
+//     recorded (the same form posted again, or twice at once), Run makes no
+//     new one: it continues that operation (Continue) — its outcome when it
+//     has one, ErrInFlight while another request is sending it, otherwise a
+//     resend of its recorded body under its recorded request number.
+//   - Record(ctx, ac, intent, audit) only records: for a call made later (an
+//     approval records at submission and sends once approved, with the
+//     request number fixed at submission). Intent.Also writes the caller's
+//     own rows in the same transaction.
+//   - Send(ctx, ac, op, call) sends a recorded operation and records its
+//     outcome; Continue(ctx, ac, op, call) answers a re-post of it.
+//   - Find and PendingFor look operations up (by form token; a stock's
+//     pending one); Resume(ctx, kind, now, olderThan, callFor) is the
+//     resumers' loop: every pending operation of a kind that is due is
+//     claimed and sent again through Send.
+//
+// Call.Send makes the WeChat Pay call from the operation (op.Body is what
+// was recorded: Body decodes it) and returns what to record of a success
+// (Done). Its error is classified with wxpay.Describe:
+//
+//   - a success records the result, Done.Also's writes and a success audit
+//     entry carrying the Request-ID, in one transaction;
+//   - a WeChat Pay refusal (a 4xx other than 429, SYSTEM_ERROR aside) is
+//     definitive: the operation fails and frees its form token, so the form
+//     corrected is a new operation with a new request number;
+//   - an unknown outcome — a reply that failed verification, no reply, a
+//     5xx, a 429 — keeps the operation pending, to be resent with the same
+//     request number; it is never recorded as a failure;
+//   - Unsendable(code, message) from Send ends an operation that cannot be
+//     sent (nothing went out).
+//
+// Both kinds of failure run Call.Failed in the transaction that records
+// them, and their audit entries carry only wxpay.Describe's code and
+// Request-ID, never an error's text.
 package wxops
 
 import (
@@ -11,6 +50,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"time"
 
@@ -29,24 +69,98 @@ type Store struct {
 	Now clock.Func
 }
 
-// Intent describes a call about to be made.
+// InFlight is how long after its intent an operation never tried is taken
+// to be in flight in another request rather than left behind by a crash.
+const InFlight = time.Minute
+
+// ErrInFlight means the operation is being sent by another request now (its
+// form was posted twice at once): its outcome is that request's.
+var ErrInFlight = errors.New("wxops: the same operation is being sent by another request")
+
+// Intent is a call about to be made, as it is recorded.
 type Intent struct {
 	Kind      string // e.g. "create_favor_stock"
 	RequestNo string
 	FormToken string // the form instance; a re-post finds the same operation
 	UserID    *int64
 	StockRef  *int64
-	Body      any    // the request, marshalled once and kept
-	Action    string // audit action
-	// TargetType and TargetID name what the audit entries are about.
-	TargetType, TargetID string
-	Detail               map[string]any
+	Body      any // the request, marshalled once and kept
+	// Also, when set, runs in the transaction recording a new operation
+	// (not when the form token finds one): rows a resend needs.
+	Also func(tx *gorm.DB, op *models.WxOperation) error
 }
 
-// Begin records the intent, or returns the operation already recorded for
-// the same form token (existing = true): a double submit or a retry then
-// resends that operation's request number and body.
-func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *models.WxOperation, existing bool, err error) {
+// Audit is what an operation's audit entries say: the action, its target
+// and details (never secrets nor full personal data). An empty TargetID on
+// success names the operation's StockRef.
+type Audit struct {
+	Action, TargetType, TargetID string
+	Detail                       map[string]any
+}
+
+// Call is how a recorded operation is sent and its outcome recorded.
+type Call struct {
+	Audit Audit
+	// Send makes the WeChat Pay call of op and returns what to record of
+	// its success.
+	Send func(ctx context.Context, op *models.WxOperation) (*Done, error)
+	// Failed, when set, runs in the transaction recording a failure or an
+	// unknown outcome; op.Status says which (OpFailed or OpPending).
+	Failed func(tx *gorm.DB, op *models.WxOperation) error
+}
+
+// Done is a successful call: its reply's Request-ID, the result kept on the
+// operation, details added to the audit entry, and writes made in the same
+// transaction (e.g. storing the created stock; setting op.StockRef there
+// names it).
+type Done struct {
+	RequestID string
+	Result    any
+	Detail    map[string]any
+	Also      func(tx *gorm.DB, op *models.WxOperation) error
+}
+
+// Body decodes the recorded request of op: what is sent, first time or
+// resent.
+func Body[T any](op *models.WxOperation) (T, error) {
+	var v T
+	if err := json.Unmarshal([]byte(op.Body), &v); err != nil {
+		return v, fmt.Errorf("operation %d body: %w", op.ID, err)
+	}
+	return v, nil
+}
+
+// Run records the intent and sends it (see the package comment). It returns
+// the operation as it now stands (op.Status: succeeded, failed, or pending
+// when the outcome is unknown) and, when this call did not succeed, why: the
+// WeChat Pay error (wxpay.Describe it), ErrInFlight, or the console's own.
+//
+// c sends the intent just recorded; again builds the Call of an operation
+// the form token finds already recorded (its own body, target and rows),
+// as it does for Resume.
+func (s *Store) Run(ctx context.Context, ac audit.Context, in Intent, c Call, again CallFor) (*models.WxOperation, error) {
+	op, existing, err := s.Record(ctx, ac, in, c.Audit)
+	if err != nil {
+		return nil, err
+	}
+	if existing {
+		if c, err = again(ctx, op); err != nil {
+			return op, err
+		}
+		return op, s.Continue(ctx, ac, op, c)
+	}
+	return op, s.send(ctx, ac, op, c, false)
+}
+
+// CallFor builds the Call of a recorded operation, from its recorded body
+// and the caller's own rows: how Run continues an operation found by its
+// form token, and how Resume resends one.
+type CallFor func(ctx context.Context, op *models.WxOperation) (Call, error)
+
+// Record records the intent with a pending audit entry, or returns the
+// operation already recorded for the same form token (existing = true), in
+// whatever state it is.
+func (s *Store) Record(ctx context.Context, ac audit.Context, in Intent, a Audit) (op *models.WxOperation, existing bool, err error) {
 	db := s.DB.WithContext(ctx)
 	body, err := json.Marshal(in.Body)
 	if err != nil {
@@ -54,7 +168,7 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 	}
 	op = &models.WxOperation{
 		Kind: in.Kind, RequestNo: in.RequestNo, UserID: in.UserID, StockRef: in.StockRef,
-		Target: in.TargetType + ":" + in.TargetID, Body: string(body), Status: models.OpPending,
+		Target: a.TargetType + ":" + a.TargetID, Body: string(body), Status: models.OpPending,
 	}
 	if in.FormToken != "" {
 		tok := in.FormToken
@@ -76,18 +190,23 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 		if res.RowsAffected == 0 {
 			return errFormRecorded
 		}
-		rec := ac.Record(in.Action, audit.Pending, in.TargetType, in.TargetID)
+		if in.Also != nil {
+			if err := in.Also(tx, op); err != nil {
+				return err
+			}
+		}
+		rec := ac.Record(a.Action, audit.Pending, a.TargetType, a.TargetID)
 		rec.WxRequestNo = in.RequestNo
-		rec.Detail = in.Detail
+		rec.Detail = a.Detail
 		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
 	})
 	if (errors.Is(err, errFormRecorded) || errors.Is(err, gorm.ErrDuplicatedKey)) && in.FormToken != "" {
-		var found models.WxOperation
-		if err := db.Where("form_token = ?", in.FormToken).Take(&found).Error; err != nil {
-			return nil, false, err
+		found, ferr := s.Find(ctx, in.Kind, in.FormToken)
+		if ferr == nil && found == nil {
+			ferr = fmt.Errorf("form token recorded for another kind of operation than %s", in.Kind)
 		}
-		return &found, true, nil
+		return found, ferr == nil, ferr
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("record intent: %w", err)
@@ -98,54 +217,153 @@ func (s *Store) Begin(ctx context.Context, ac audit.Context, in Intent) (op *mod
 // errFormRecorded: an operation with the intent's form token exists.
 var errFormRecorded = errors.New("form token already recorded")
 
-// Succeed records the outcome of a successful call; also runs in the same
-// transaction (e.g. storing the created stock), and the audit entry carries
-// the WeChat Pay Request-ID.
-func (s *Store) Succeed(ctx context.Context, ac audit.Context, op *models.WxOperation, action, targetType, targetID string,
-	result any, wxRequestID string, detail map[string]any, also func(tx *gorm.DB) error) error {
-	res, _ := json.Marshal(result)
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if also != nil {
-			if err := also(tx); err != nil {
-				return err
-			}
-		}
-		op.Status, op.Result, op.WxRequestID = models.OpSucceeded, string(res), wxRequestID
-		op.Attempts++
-		if err := tx.Model(op).Select("status", "result", "wx_request_id", "attempts", "stock_ref", "updated_at").Updates(op).Error; err != nil {
-			return err
-		}
-		if targetID == "" && op.StockRef != nil {
-			targetID = fmt.Sprint(*op.StockRef) // known only once also has run
-		}
-		rec := ac.Record(action, audit.Success, targetType, targetID)
-		rec.WxRequestNo, rec.WxRequestID, rec.Detail = op.RequestNo, wxRequestID, detail
-		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
-		return err
-	})
+// Find returns the operation of a kind recorded for a form token, or nil
+// when there is none (or formToken is empty). A failed operation has freed
+// its token and is not found.
+func (s *Store) Find(ctx context.Context, kind, formToken string) (*models.WxOperation, error) {
+	if formToken == "" {
+		return nil, nil
+	}
+	return s.first(s.DB.WithContext(ctx).Where("kind = ? AND form_token = ?", kind, formToken))
 }
 
-// Fail records a failed call. A definitive refusal (a 4xx other than 429)
-// ends the operation and frees its form token, so the corrected form is a
-// new operation with a new request number; anything else (5xx, 429, network)
-// leaves it pending, to be resent with the same request number.
-func (s *Store) Fail(ctx context.Context, ac audit.Context, op *models.WxOperation, action, targetType, targetID string, cause error, detail map[string]any) error {
-	final := !wxpay.IsRetryable(cause)
-	var ae *wxpay.APIError
-	rec := ac.Record(action, audit.Failure, targetType, targetID)
-	rec.WxRequestNo = op.RequestNo
-	if errors.As(cause, &ae) {
-		op.WxStatus, op.WxErrorCode, op.WxErrorMessage, op.WxRequestID = ae.StatusCode, ae.Code, ae.Message, ae.RequestID
-		rec.WxErrorCode, rec.WxRequestID = ae.Code, ae.RequestID
-	} else {
-		op.WxErrorCode, op.WxErrorMessage = "NETWORK", "no reply from WeChat Pay"
-		rec.WxErrorCode = "NETWORK"
+// PendingFor returns the oldest pending operation of a kind on a stock, or
+// nil: an action that must not be asked twice at once (a deactivation)
+// continues it rather than recording another.
+func (s *Store) PendingFor(ctx context.Context, kind string, stockRef int64) (*models.WxOperation, error) {
+	return s.first(s.DB.WithContext(ctx).Where("kind = ? AND stock_ref = ? AND status = ?", kind, stockRef, models.OpPending).Order("id"))
+}
+
+func (s *Store) first(q *gorm.DB) (*models.WxOperation, error) {
+	var op models.WxOperation
+	err := q.Take(&op).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// Continue answers a recorded operation posted again: nil when it has an
+// outcome (op.Status says which), ErrInFlight when it was recorded moments
+// ago and never tried (another request is sending it), and otherwise the
+// result of resending it.
+func (s *Store) Continue(ctx context.Context, ac audit.Context, op *models.WxOperation, c Call) error {
+	if op.Status != models.OpPending {
+		return nil
+	}
+	if op.Attempts == 0 && s.Now.UTC().Sub(op.CreatedAt.UTC()) < InFlight {
+		return ErrInFlight
+	}
+	return s.send(ctx, ac, op, c, true)
+}
+
+// Send sends a recorded operation and records its outcome (see the package
+// comment); it returns the call's error when it did not succeed.
+func (s *Store) Send(ctx context.Context, ac audit.Context, op *models.WxOperation, c Call) error {
+	return s.send(ctx, ac, op, c, op.Attempts > 0)
+}
+
+func (s *Store) send(ctx context.Context, ac audit.Context, op *models.WxOperation, c Call, resent bool) error {
+	callErr, recErr := s.try(ctx, ac, op, c, resent)
+	if recErr != nil {
+		return errors.Join(callErr, recErr)
+	}
+	return callErr
+}
+
+// try sends op and records the outcome; callErr is why the call did not
+// succeed (recorded on the operation), recErr a failure to record.
+func (s *Store) try(ctx context.Context, ac audit.Context, op *models.WxOperation, c Call, resent bool) (callErr, recErr error) {
+	detail := maps.Clone(c.Audit.Detail)
 	if detail == nil {
 		detail = map[string]any{}
 	}
+	if resent {
+		detail["resent"] = true
+	}
+	done, err := c.Send(ctx, op)
+	if err != nil {
+		return err, s.fail(ctx, ac, op, c, err, detail)
+	}
+	maps.Copy(detail, done.Detail)
+	res, _ := json.Marshal(done.Result)
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if done.Also != nil {
+			if err := done.Also(tx, op); err != nil {
+				return err
+			}
+		}
+		op.Status, op.Result, op.WxRequestID = models.OpSucceeded, string(res), done.RequestID
+		op.WxStatus, op.WxErrorCode, op.WxErrorMessage = 0, "", ""
+		op.Attempts++
+		if err := tx.Model(op).Select("status", "result", "wx_request_id", "wx_status", "wx_error_code", "wx_error_message",
+			"attempts", "stock_ref", "updated_at").Updates(op).Error; err != nil {
+			return err
+		}
+		targetID := c.Audit.TargetID
+		if targetID == "" && op.StockRef != nil {
+			targetID = fmt.Sprint(*op.StockRef) // known only once Also has run
+		}
+		rec := ac.Record(c.Audit.Action, audit.Success, c.Audit.TargetType, targetID)
+		rec.WxRequestNo, rec.WxRequestID, rec.Detail = op.RequestNo, done.RequestID, detail
+		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record outcome of %s %s: %w", op.Kind, op.RequestNo, err)
+	}
+	return nil, nil
+}
+
+// UnsendableError ends an operation that cannot be sent: nothing went out
+// (see Unsendable).
+type UnsendableError struct {
+	Code, Message string
+	Err           error
+}
+
+func (e *UnsendableError) Error() string { return "wxops: cannot send: " + e.Message }
+func (e *UnsendableError) Unwrap() error { return e.Err }
+
+// Unsendable is what Call.Send returns for an operation it cannot send at
+// all (say, the data to resend it is lost): the operation fails with code
+// and message — the console's own words, shown and audited — and frees its
+// form token.
+func Unsendable(code, message string, err error) error {
+	return &UnsendableError{Code: code, Message: message, Err: err}
+}
+
+// Classify says what a failed call's error means for its operation: final
+// (a definitive refusal, or nothing could be sent) or not (the outcome is
+// unknown: resend the same request), and what is recorded of it.
+func Classify(err error) (d wxpay.Description, final bool) {
+	var ue *UnsendableError
+	if errors.As(err, &ue) {
+		return wxpay.Description{Code: ue.Code, Message: ue.Message}, true
+	}
+	d, ok := wxpay.Describe(err)
+	if !ok {
+		// Not a WeChat Pay error: whether the call went out is unknown
+		// (a cancelled request, say), so it stays pending.
+		return wxpay.Description{Code: wxpay.CodeError, Retryable: true, Key: "wx.err.unavailable"}, false
+	}
+	return d, !d.Retryable
+}
+
+// fail records a failed call: final or pending as Classify says.
+func (s *Store) fail(ctx context.Context, ac audit.Context, op *models.WxOperation, c Call, cause error, detail map[string]any) error {
+	d, final := Classify(cause)
+	rec := ac.Record(c.Audit.Action, audit.Failure, c.Audit.TargetType, c.Audit.TargetID)
+	rec.WxRequestNo, rec.WxErrorCode, rec.WxRequestID = op.RequestNo, d.Code, d.RequestID
 	detail["retryable"] = !final
+	if d.Code == wxpay.CodeReplyRejected {
+		detail["reply_rejected"] = true
+	}
 	rec.Detail = detail
+	op.WxStatus, op.WxErrorCode, op.WxErrorMessage, op.WxRequestID = d.Status, d.Code, d.Message, d.RequestID
 	op.Attempts++
 	cols := []string{"attempts", "wx_status", "wx_error_code", "wx_error_message", "wx_request_id", "updated_at"}
 	if final {
@@ -155,6 +373,11 @@ func (s *Store) Fail(ctx context.Context, ac audit.Context, op *models.WxOperati
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(op).Select(cols).Updates(op).Error; err != nil {
 			return err
+		}
+		if c.Failed != nil {
+			if err := c.Failed(tx, op); err != nil {
+				return err
+			}
 		}
 		_, err := audit.Append(ctx, tx, s.Now.UTC(), rec)
 		return err
@@ -178,13 +401,14 @@ func (s *Store) Pending(ctx context.Context, kind string, now time.Time, olderTh
 	return due, err
 }
 
-// ResendDue resends the operations of a kind due at now (see Pending),
-// each through resend, which reports whether it completed. Each is claimed
-// first, so an operation another instance is resending, or whose form was
-// posted again, is left to it. It returns how many completed, and the
-// errors of listing, claiming and resend.
-func (s *Store) ResendDue(ctx context.Context, kind string, now time.Time, olderThan time.Duration,
-	resend func(op *models.WxOperation) (bool, error)) (int, error) {
+// Resume is the resumers' loop: it resends the operations of a kind due at
+// now (see Pending) through Send, each with the Call callFor builds for it,
+// as the console on behalf of the user who asked. Each is claimed first, so
+// an operation another instance is resending, or whose form was posted
+// again, is left to it. It returns how many succeeded; a resend that did not
+// is recorded on its operation, and only the errors of listing, claiming,
+// callFor and recording are returned.
+func (s *Store) Resume(ctx context.Context, kind string, now time.Time, olderThan time.Duration, callFor CallFor) (int, error) {
 	pending, err := s.Pending(ctx, kind, now, olderThan)
 	if err != nil {
 		return 0, err
@@ -194,16 +418,28 @@ func (s *Store) ResendDue(ctx context.Context, kind string, now time.Time, older
 	for i := range pending {
 		op := &pending[i]
 		ok, err := s.claim(ctx, op, now.Add(-olderThan), now)
-		if err == nil && ok {
-			ok, err = resend(op)
-			if ok {
-				done++
-			}
+		if err != nil || !ok {
+			errs = append(errs, err)
+			continue
 		}
-		errs = append(errs, err)
+		c, err := callFor(ctx, op)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ac := audit.Context{ActorID: op.UserID, Actor: ResumeActor}
+		callErr, recErr := s.try(ctx, ac, op, c, true)
+		if callErr == nil && recErr == nil {
+			done++
+		}
+		errs = append(errs, recErr)
 	}
 	return done, errors.Join(errs...)
 }
+
+// ResumeActor is who the audit entries of a resumed operation name as
+// acting (on behalf of the user who asked).
+const ResumeActor = "console (resume)"
 
 // claim takes a pending operation for one resend: it succeeds only when
 // nothing touched the operation since it was last left alone before cutoff

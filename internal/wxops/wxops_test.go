@@ -89,10 +89,10 @@ func TestPendingBacksOff(t *testing.T) {
 	})
 }
 
-// ResendDue hands each due operation to resend once: claiming marks it
+// Resume hands each due operation to its Call once: claiming marks it
 // touched, so a second run at the same moment (another instance, say)
 // finds nothing to resend.
-func TestResendDueClaims(t *testing.T) {
+func TestResumeClaims(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -105,16 +105,19 @@ func TestResendDueClaims(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		store := &wxops.Store{DB: db.Gorm}
+		store := &wxops.Store{DB: db.Gorm, Now: func() time.Time { return now }}
 		var sent []string
-		resend := func(op *models.WxOperation) (bool, error) {
-			sent = append(sent, op.RequestNo)
-			return true, nil
+		callFor := func(_ context.Context, op *models.WxOperation) (wxops.Call, error) {
+			return wxops.Call{Audit: wxops.Audit{Action: "test.act", TargetType: "stock", TargetID: "1"},
+				Send: func(context.Context, *models.WxOperation) (*wxops.Done, error) {
+					sent = append(sent, op.RequestNo)
+					return &wxops.Done{}, nil
+				}}, nil
 		}
-		if done, err := store.ResendDue(ctx, "test_kind", now, 2*time.Minute, resend); err != nil || done != 2 {
+		if done, err := store.Resume(ctx, "test_kind", now, 2*time.Minute, callFor); err != nil || done != 2 {
 			t.Fatalf("first run: %d done, %v", done, err)
 		}
-		if done, err := store.ResendDue(ctx, "test_kind", now, 2*time.Minute, resend); err != nil || done != 0 {
+		if done, err := store.Resume(ctx, "test_kind", now, 2*time.Minute, callFor); err != nil || done != 0 {
 			t.Fatalf("second run: %d done, %v", done, err)
 		}
 		if !slices.Equal(sent, []string{"REQ00", "REQ01"}) {

@@ -9,3 +9,6 @@ func DeactivateProductCouponStockCall(productCouponID, stockID string) (method, 
 	path, err = escapePath(pathDeactivateStock, productCouponID, stockID)
 	return http.MethodPost, path, err
 }
+
+// CreateFavorStockCall is the method and path of document 003's call.
+func CreateFavorStockCall() (method, path string) { return http.MethodPost, pathCreateFavorStock }

@@ -101,12 +101,36 @@ type BusifavorUseRule struct {
 	MiniProgramsPath    string                  `json:"mini_programs_path,omitempty"`
 }
 
-// BusifavorAvailableTime is coupon_available_time.
+// BusifavorAvailableTime is coupon_available_time: the validity period,
+// and within it the weekly windows (available_week) and irregular windows
+// (irregulary_avaliable_time, WeChat Pay's spelling) in which coupons may
+// be used.
 type BusifavorAvailableTime struct {
-	AvailableBeginTime       string `json:"available_begin_time,omitempty"`
-	AvailableEndTime         string `json:"available_end_time,omitempty"`
-	AvailableDayAfterReceive int64  `json:"available_day_after_receive,omitempty"`
-	WaitDaysAfterReceive     int64  `json:"wait_days_after_receive,omitempty"`
+	AvailableBeginTime       string                `json:"available_begin_time,omitempty"`
+	AvailableEndTime         string                `json:"available_end_time,omitempty"`
+	AvailableDayAfterReceive int64                 `json:"available_day_after_receive,omitempty"`
+	AvailableWeek            *BusifavorWeek        `json:"available_week,omitempty"`
+	IrregularyAvaliableTime  []BusifavorTimeWindow `json:"irregulary_avaliable_time,omitempty"`
+	WaitDaysAfterReceive     int64                 `json:"wait_days_after_receive,omitempty"`
+}
+
+// BusifavorWeek is available_week: the week days (0 Sunday … 6 Saturday)
+// and, on them, the times of day (seconds since midnight) coupons work.
+type BusifavorWeek struct {
+	WeekDay          []int64             `json:"week_day,omitempty"`
+	AvailableDayTime []BusifavorDayRange `json:"available_day_time,omitempty"`
+}
+
+// BusifavorDayRange is a time of day range in seconds since midnight.
+type BusifavorDayRange struct {
+	BeginTime int64 `json:"begin_time"`
+	EndTime   int64 `json:"end_time"`
+}
+
+// BusifavorTimeWindow is an irregular window, RFC 3339 times.
+type BusifavorTimeWindow struct {
+	BeginTime string `json:"begin_time"`
+	EndTime   string `json:"end_time"`
 }
 
 // BusifavorNormalCoupon is fixed_normal_coupon (满减), in fen.

@@ -42,9 +42,11 @@ type FieldErrors map[string]string
 // Has reports whether field has an error.
 func (f FieldErrors) Has(field string) bool { _, ok := f[field]; return ok }
 
-// WxProblem is a WeChat Pay error to show above a form: its code, message
-// and the Request-ID to quote to WeChat Pay support.
+// WxProblem is a WeChat Pay error to show above a form (see wxpay.Describe):
+// what it means in the user's language, WeChat Pay's code and message, and
+// the Request-ID to quote to WeChat Pay support.
 type WxProblem struct {
 	Status                   int
+	Explanation              string
 	Code, Message, RequestID string
 }

@@ -98,17 +98,22 @@ type platformCert struct {
 	retireAt  time.Time // zero: in use; else served and accepted until then
 }
 
-// newPlatformCert issues a self-signed certificate, valid five years. Its
+// newPlatformCert issues a self-signed certificate, valid five years (or
+// validity). Its
 // serial is 20 random bytes, the 40 hexadecimal digits of WeChat Pay's.
-func newPlatformCert(a *account, now time.Time) (*platformCert, error) {
+func newPlatformCert(a *account, now time.Time, validity time.Duration) (*platformCert, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, fmt.Errorf("generate platform certificate key: %w", err)
 	}
-	return issueCert(a, key, now)
+	return issueCert(a, key, now, validity)
 }
 
-func issueCert(a *account, key *rsa.PrivateKey, now time.Time) (*platformCert, error) {
+func issueCert(a *account, key *rsa.PrivateKey, now time.Time, validity time.Duration) (*platformCert, error) {
+	notAfter := now.AddDate(5, 0, 0)
+	if validity > 0 {
+		notAfter = now.Add(validity)
+	}
 	var raw [20]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return nil, err
@@ -121,7 +126,7 @@ func issueCert(a *account, key *rsa.PrivateKey, now time.Time) (*platformCert, e
 		Subject: pkix.Name{CommonName: "Tenpay.com sandbox platform certificate", Organization: []string{"WeChat Pay sandbox"},
 			OrganizationalUnit: []string{a.id}},
 		// A minute back for clients whose clocks lag.
-		NotBefore: now.Add(-time.Minute).UTC().Truncate(time.Second), NotAfter: now.AddDate(5, 0, 0).UTC().Truncate(time.Second),
+		NotBefore: now.Add(-time.Minute).UTC().Truncate(time.Second), NotAfter: notAfter.UTC().Truncate(time.Second),
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -172,7 +177,7 @@ func (s *Sandbox) setUpAccounts() error {
 			a.apiv3, changed = newAPIv3Key(), true
 		}
 		if s.mode != VerifyPublicKey && len(a.certs) == 0 {
-			c, err := newPlatformCert(a, s.wireNow())
+			c, err := newPlatformCert(a, s.wireNow(), s.opts.CertValidity)
 			if err != nil {
 				return err
 			}
@@ -344,7 +349,7 @@ func (s *Sandbox) Rotate(grace time.Duration, accounts ...string) ([]PlatformCer
 	// Keys are made before the lock: generating one takes a while.
 	fresh := make([]*platformCert, len(chosen))
 	for i, a := range chosen {
-		c, err := newPlatformCert(a, s.wireNow())
+		c, err := newPlatformCert(a, s.wireNow(), s.opts.CertValidity)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"time"
 )
@@ -139,6 +140,24 @@ func (s *Sandbox) Requests() []RequestInfo {
 		out = append(out, RequestInfo{Endpoint: r.Endpoint, RequestNo: r.RequestNo, Count: r.Count, Identical: r.Identical})
 	}
 	return out
+}
+
+// Calls counts the API calls received per endpoint (reads included, faults
+// and refusals too) since the sandbox started: what a test counts to know
+// how many WeChat Pay calls an action made.
+func (s *Sandbox) Calls() map[string]int {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	return maps.Clone(s.calls)
+}
+
+func (s *Sandbox) countCall(endpoint string) {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[endpoint]++
 }
 
 // Bundles lists the product-coupon stock bundles.

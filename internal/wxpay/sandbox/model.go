@@ -364,6 +364,25 @@ type bfSendRule struct {
 type bfAvailableTime struct {
 	AvailableBeginTime string `json:"available_begin_time"`
 	AvailableEndTime   string `json:"available_end_time"`
+	// available_week and irregulary_avaliable_time (WeChat Pay's
+	// spelling): when, within the period, coupons may be used.
+	AvailableWeek           *bfAvailableWeek `json:"available_week,omitempty"`
+	IrregularyAvaliableTime []bfTimeWindow   `json:"irregulary_avaliable_time,omitempty"`
+}
+
+type bfAvailableWeek struct {
+	WeekDay          []int64      `json:"week_day"`
+	AvailableDayTime []bfDayRange `json:"available_day_time,omitempty"`
+}
+
+type bfDayRange struct {
+	BeginTime int64 `json:"begin_time"` // seconds since midnight
+	EndTime   int64 `json:"end_time"`
+}
+
+type bfTimeWindow struct {
+	BeginTime string `json:"begin_time"`
+	EndTime   string `json:"end_time"`
 }
 
 type bfFixedNormalCoupon struct {

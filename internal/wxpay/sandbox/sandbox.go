@@ -78,6 +78,9 @@ type Options struct {
 	// VerifyMode is how replies are signed: with each account's WeChat Pay
 	// public key (the default), with its platform certificates, or both.
 	VerifyMode VerifyMode
+	// CertValidity is how long platform certificates it issues are valid;
+	// zero means five years. A short one lets a test see an expiry warning.
+	CertValidity time.Duration
 }
 
 // Sandbox is a simulated WeChat Pay. It is safe for concurrent use.
@@ -92,6 +95,9 @@ type Sandbox struct {
 
 	mu sync.Mutex // guards st
 	st *state
+
+	callMu sync.Mutex
+	calls  map[string]int // API calls per endpoint (Calls)
 
 	faultMu sync.RWMutex
 	faults  Faults

@@ -176,6 +176,11 @@ func seed(st *state, now time.Time) {
 		StockIDs: []string{SeedBundleStockLimited}})
 
 	bfTime := bfAvailableTime{AvailableBeginTime: at(-7), AvailableEndTime: at(60)}
+	// The weekend stock is usable on Saturdays and Sundays, 10:00–22:00, and
+	// on one extra day.
+	weekend := bfTime
+	weekend.AvailableWeek = &bfAvailableWeek{WeekDay: []int64{6, 0}, AvailableDayTime: []bfDayRange{{BeginTime: 10 * 3600, EndTime: 22 * 3600}}}
+	weekend.IrregularyAvaliableTime = []bfTimeWindow{{BeginTime: at(10), EndTime: at(11)}}
 	st.addBusifavor(&busifavorStock{
 		StockID:        SeedBusifavorUpload,
 		StockName:      "周末满100减20",
@@ -187,7 +192,7 @@ func seed(st *state, now time.Time) {
 		CouponCodeMode: BusifavorModeUpload,
 		StockSendRule:  bfSendRule{MaxCoupons: 5_000_000, MaxCouponsPerUser: 2, MaxCouponsByDay: 100_000, PreventAPIAbuse: true},
 		CouponUseRule: bfCouponUseRule{
-			CouponAvailableTime: bfTime,
+			CouponAvailableTime: weekend,
 			FixedNormalCoupon:   &bfFixedNormalCoupon{DiscountAmount: 2000, TransactionMinimum: 10000},
 			UseMethod:           "OFF_LINE",
 		},

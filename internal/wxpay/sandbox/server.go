@@ -228,6 +228,7 @@ func (s *Sandbox) serveAPI(ep *endpoint, w http.ResponseWriter, r *http.Request)
 			Message: "该接口仅支持 " + ep.method + " 方法"})
 		return
 	}
+	s.countCall(ep.name)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "INVALID_REQUEST", Message: "请求体读取失败或超过 1MB"})

@@ -1,0 +1,4 @@
+package audit
+
+// AppendJSONStrings exposes the hashed encoding to the tests.
+var AppendJSONStrings = appendJSONStrings
