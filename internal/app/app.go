@@ -32,6 +32,7 @@ import (
 	"voucherconsole/internal/jobs"
 	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/monitor"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/stocks"
 	"voucherconsole/internal/twofactor"
@@ -140,6 +141,7 @@ type Console struct {
 	Uploads *uploads.Service
 	Jobs    *jobs.Engine
 	Alerts  *alerts.Service // raise alerts: alerts.Raise(ctx, alerts.Alert{…})
+	Monitor *monitor.Monitor
 
 	Deactivate *deactivate.Service // actions.go
 	Presend    *presend.Service
@@ -215,8 +217,8 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 		}
 	}
 	catalog := i18n.MustLoad()
-	alertSvc, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
-	c.Alerts = alertSvc
+	alertSvc, mon, monitoring := newMonitoring(cfg, db, c.Stocks, catalog, logger)
+	c.Alerts, c.Monitor = alertSvc, mon
 	up, err := startUploads(ctx, cfg, db, wx.Client, wx.Transport, c.Stocks, logger, monitoring)
 	if err != nil {
 		return nil, err
@@ -239,7 +241,7 @@ func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts
 	c.Server = handlers.New(handlers.Deps{
 		Config: cfg, DB: db, Users: c.Users, Catalog: catalog, Sessions: sessionStore(cfg, secret),
 		Logger: logger, Metrics: m, Stocks: c.Stocks,
-		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, TwoFactor: c.TwoFactor,
+		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, Monitor: c.Monitor, TwoFactor: c.TwoFactor,
 		Approvals: c.Approvals, AuditVerifier: verifier, Now: opts.Now,
 		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},
 	})

@@ -44,7 +44,7 @@ func (a jobsAddOn) started(e *jobs.Engine) {
 // newMonitoring builds the alert service and the stock monitor (fresh state,
 // snapshots, alert conditions), and the audit stream when configured: their
 // workers and periodic jobs run on the console's job engine.
-func newMonitoring(cfg config.Config, db *database.DB, st *stocks.Service, catalog *i18n.Catalog, logger *slog.Logger) (*alerts.Service, jobsAddOn) {
+func newMonitoring(cfg config.Config, db *database.DB, st *stocks.Service, catalog *i18n.Catalog, logger *slog.Logger) (*alerts.Service, *monitor.Monitor, jobsAddOn) {
 	now := clock.Func(nil)
 	urls := map[string]string{}
 	var channels []string
@@ -80,5 +80,5 @@ func newMonitoring(cfg config.Config, db *database.DB, st *stocks.Service, catal
 			func() (river.JobArgs, *river.InsertOpts) { return alerts.StreamArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "audit_stream", RunOnStart: true}))
 	}
-	return svc, add
+	return svc, m, add
 }

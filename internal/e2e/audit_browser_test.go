@@ -12,6 +12,7 @@ import (
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/browsertest"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/wxpay/sandbox"
 )
 
 // waitURL waits until the tab's location contains want (after a form
@@ -66,10 +67,13 @@ func TestBrowserAuditAndUsers(t *testing.T) {
 	c.addUser(t, "mia", pw, models.RoleManager)
 	c.addUser(t, "ada", pw, models.RoleAdmin)
 	ctx := context.Background()
-	at := time.Now().Add(-time.Hour)
+	// Entries about a stock the console knows, so its link leads somewhere;
+	// after its registration as demo data (its third entry).
+	sid := stockRef(t, c, sandbox.SeedStockSending)
+	at := time.Now()
 	for i, r := range []audit.Record{
-		{Actor: "olivia", ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock, TargetID: "42", Outcome: audit.Pending, WxRequestNo: "REQ-42-CREATE"},
-		{Actor: "olivia", ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock, TargetID: "42", Outcome: audit.Success, WxRequestNo: "REQ-42-CREATE"},
+		{Actor: "olivia", ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock, TargetID: sid, Outcome: audit.Pending, WxRequestNo: "REQ-42-CREATE"},
+		{Actor: "olivia", ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock, TargetID: sid, Outcome: audit.Success, WxRequestNo: "REQ-42-CREATE"},
 		{Actor: "olivia", ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock, TargetID: "43", Outcome: audit.Failure, WxRequestNo: "REQ-43", WxErrorCode: "PARAM_ERROR"},
 	} {
 		if _, err := audit.Append(ctx, c.DB.Gorm, at.Add(time.Duration(i)*time.Second), r); err != nil {
@@ -78,21 +82,21 @@ func TestBrowserAuditAndUsers(t *testing.T) {
 	}
 	bctx := browsertest.New(t, 2*time.Minute)
 
-	// The manager filters the log to stock 42.
+	// The manager filters the log to that stock.
 	signInBrowser(t, bctx, c.URL, "mia", pw)
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(c.URL+"/audit"),
 		chromedp.WaitVisible(chromedp.CSS("#audit-filter")),
 		chromedp.SetValue(chromedp.CSS("#target_type"), "stock"),
-		chromedp.SendKeys(chromedp.CSS("#target_id"), "42"),
+		chromedp.SendKeys(chromedp.CSS("#target_id"), sid),
 		chromedp.Click(chromedp.CSS("#audit-filter-submit")),
 	); err != nil {
 		t.Fatal(err)
 	}
-	waitURL(t, bctx, "target_id=42")
+	waitURL(t, bctx, "target_id="+sid)
 	n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#audit-entries details").length`))
-	if err != nil || n != 2 {
-		t.Fatalf("stock 42 shows %d entries (%v), want 2", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("stock %s shows %d entries (%v), want 3", sid, n, err)
 	}
 	// Open the newest entry: its full detail shows.
 	if err := chromedp.Do(bctx,
@@ -106,7 +110,7 @@ func TestBrowserAuditAndUsers(t *testing.T) {
 		t.Fatalf("opened entry shows %q (%v)", detail, err)
 	}
 	link, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS("#audit-entries details[open] a.target-link"), "href"))
-	if err != nil || !link.Exists || !strings.HasSuffix(link.Value, "/stocks/42") {
+	if err != nil || !link.Exists || !strings.HasSuffix(link.Value, "/stocks/"+sid) {
 		t.Fatalf("target link %+v (%v)", link, err)
 	}
 
@@ -131,7 +135,7 @@ func TestBrowserAuditAndUsers(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(dl.Text), "\n")
 	if dl.Status != 200 || !has(dl.ContentType, "text/csv") || !has(dl.Disposition, "attachment") ||
 		len(dl.BOM) != 3 || dl.BOM[0] != 0xEF || dl.BOM[1] != 0xBB || dl.BOM[2] != 0xBF ||
-		len(lines) != 3 || !strings.HasPrefix(lines[0], "seq,occurred_at_utc") || !has(lines[1], "REQ-42-CREATE") {
+		len(lines) != 4 || !(strings.HasPrefix(lines[0], "Seq,Time (UTC)") || strings.HasPrefix(lines[0], "序号,时间（UTC）")) || !has(lines[1], "REQ-42-CREATE") {
 		t.Fatalf("export: %+v", dl)
 	}
 	var e audit.Entry
@@ -142,7 +146,7 @@ func TestBrowserAuditAndUsers(t *testing.T) {
 		Filter map[string]string `json:"filter"`
 	}
 	_ = json.Unmarshal([]byte(e.Detail), &d)
-	if e.Actor != "mia" || d.Filter["target_id"] != "42" {
+	if e.Actor != "mia" || d.Filter["target_id"] != sid {
 		t.Fatalf("export audited as %+v", e)
 	}
 	signOutBrowser(t, bctx)

@@ -35,5 +35,11 @@ func (s *Server) home(c *gin.Context) {
 			props.Links = append(props.Links, templates.HomeLink{Path: l.path, Label: p.T.T(l.label), Description: p.T.T(l.desc)})
 		}
 	}
+	ov, err := s.overviewProps(c, p.T, u)
+	if err != nil {
+		s.serverError(c, err)
+		return
+	}
+	props.Overview = ov
 	s.render(c, http.StatusOK, templates.HomePage(props))
 }

@@ -1,13 +1,7 @@
 package handlers
 
 import (
-	"io/fs"
-	"net/http"
-
-	"github.com/gin-gonic/gin"
-
 	"voucherconsole/internal/models"
-	"voucherconsole/web"
 )
 
 // Role sets used by the route table. A manager may do all an operator may.
@@ -19,14 +13,12 @@ var (
 // routes is the one route table, grouped by who may use each route. A route
 // registered outside these groups has no rule and is refused.
 func (s *Server) routes() {
-	static, _ := fs.Sub(web.Static, "static")
-	staticHandler := gin.WrapH(http.StripPrefix("/static/", http.FileServer(http.FS(static))))
 
 	anyone := s.group(public)
 	anyone.GET("/healthz", s.healthz)
 	anyone.GET("/readyz", s.readyz)
-	anyone.GET("/metrics", s.metrics) // token or own listener: server.go
-	anyone.GET("/static/*file", staticHandler)
+	anyone.GET("/metrics", s.metrics)          // token or own listener: server.go
+	anyone.GET("/static/*file", s.staticAsset) // static.go
 	anyone.GET("/login", s.loginPage)
 	anyone.POST("/login", s.login)
 	anyone.POST("/language", s.setLanguage)

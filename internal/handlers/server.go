@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	gsessions "github.com/gorilla/sessions"
+	"github.com/klauspost/compress/gzhttp"
 
 	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/approvals"
@@ -20,6 +21,7 @@ import (
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/metrics"
+	"voucherconsole/internal/monitor"
 	"voucherconsole/internal/presend"
 	"voucherconsole/internal/sessions"
 	"voucherconsole/internal/stocks"
@@ -48,6 +50,7 @@ type Deps struct {
 	Presend    *presend.Service    // /presend
 	Uploads    *uploads.Service    // /stocks/{id}/uploads/new, /uploads/{id}
 	Alerts     *alerts.Service     // /alerts, the unread count in the navigation
+	Monitor    *monitor.Monitor    // the overview on the home page
 	TwoFactor  *twofactor.Service  // /login/two-factor, /account/two-factor, /admin/two-factor
 	Approvals  *approvals.Service  // /approvals, /admin/approvals
 	WxConn     *wxconn.Service     // /admin/wxpay
@@ -108,7 +111,18 @@ func (s *Server) Handler() http.Handler {
 		s.Logger.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		http.Error(w, "403 cross-origin request refused / 跨站请求已拒绝", http.StatusForbidden)
 	}))
-	return s.securityHeaders(headAsGet(cop.Handler(s.engine)))
+	return s.securityHeaders(headAsGet(cop.Handler(compress(s.engine))))
+}
+
+// compress gzips pages and assets for clients that accept it (klauspost's
+// gzhttp: it skips small and already-compressed replies, sets Vary, and
+// keeps Flush working for the streamed CSV export).
+func compress(h http.Handler) http.Handler {
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(1024))
+	if err != nil {
+		return gzhttp.GzipHandler(h)
+	}
+	return wrap(h)
 }
 
 // metrics serves /metrics on the console's address: not at all when the

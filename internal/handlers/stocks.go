@@ -38,7 +38,7 @@ func count(v *int64) string {
 	if v == nil {
 		return "—"
 	}
-	return strconv.FormatInt(*v, 10)
+	return num(*v)
 }
 
 // stockList is /stocks: search, filters and keyset pages, newest first.

@@ -73,6 +73,9 @@ func CanUpload(st *models.Stock) bool {
 }
 
 // LowInventory reports whether a stock's available codes are below threshold.
+// Only a stock that sends or may send again (SENDING, PAUSED) can be low: a
+// stopped, deactivated or auditing stock's 0 available codes are no warning.
 func LowInventory(st *models.Stock, threshold int64) bool {
-	return UploadsCodes(st) && st.AvailableCount != nil && *st.AvailableCount < threshold
+	return UploadsCodes(st) && (st.State == models.StateSending || st.State == models.StatePaused) &&
+		st.AvailableCount != nil && *st.AvailableCount < threshold
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/text/width"
 	"gorm.io/gorm"
 
 	"voucherconsole/internal/audit"
@@ -307,7 +308,7 @@ func (s *Service) Refresh(ctx context.Context, ac audit.Context, id int64) (*mod
 	}
 	st.RefreshedBy = ac.Actor
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Omit("Bundles").Save(st).Error; err != nil {
+		if err := tx.Omit("Bundles", "LowStockThreshold").Save(st).Error; err != nil {
 			return err
 		}
 		rec := ac.Record(ActionRefresh, audit.Success, audit.TargetStock, fmt.Sprint(id))
@@ -359,9 +360,15 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 		return db
 	}
 	db := matching("")
-	if term := strings.TrimSpace(q.Q); term != "" {
+	if term := normalizeSearch(q.Q); term != "" {
 		contains := "%" + escapeLike(term) + "%"
-		if idPattern.MatchString(term) {
+		nameLike := `name LIKE ? ESCAPE '\'` // SQLite's LIKE ignores ASCII case
+		if search.Dialector.Name() == "postgres" {
+			nameLike = `name ILIKE ? ESCAPE '\'` // the trigram index serves ILIKE too
+		}
+		// IDs have no spaces: "1000 0000 1001" is a stock ID typed in groups.
+		if id := strings.ReplaceAll(term, " ", ""); idPattern.MatchString(id) {
+			term = id
 			// Could be an ID prefix or part of a name. A union of the three
 			// searches lets each use its own index (prefix indexes on the
 			// IDs, a trigram index on the name); an OR, a join or an IN
@@ -370,9 +377,9 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 			db = search.WithContext(ctx).Table("(? UNION ? UNION ?) AS stocks",
 				matching(`stock_id LIKE ? ESCAPE '\'`, prefix),
 				matching(`product_coupon_id LIKE ? ESCAPE '\'`, prefix),
-				matching(`name LIKE ? ESCAPE '\'`, contains))
+				matching(nameLike, contains))
 		} else {
-			db = matching(`name LIKE ? ESCAPE '\'`, contains)
+			db = matching(nameLike, contains)
 		}
 	}
 	var out []models.Stock
@@ -390,6 +397,13 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]models.Stock, int64,
 // listColumns are what the stock list shows.
 const listColumns = "id, kind, stock_id, product_coupon_id, name, state, wx_state, coupon_code_mode, " +
 	"total_count, available_count, sent_count, demo, refreshed_at"
+
+// normalizeSearch forgives how a search was typed: full-width letters,
+// digits and spaces (a Chinese input method's) become ASCII, and runs of
+// spaces one.
+func normalizeSearch(s string) string {
+	return strings.Join(strings.Fields(width.Narrow.String(s)), " ")
+}
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)

@@ -75,7 +75,9 @@ func (s *Service) Sync(ctx context.Context, id int64, interval time.Duration) (S
 	st.RefreshedBy = SystemActor
 	out.Stock, out.Changed = st, st.State != out.From
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Omit("Bundles").Save(st).Error; err != nil {
+		// The threshold is set on its own (SetThreshold): a read back that
+		// loaded the stock before it must not put the old one back.
+		if err := tx.Omit("Bundles", "LowStockThreshold").Save(st).Error; err != nil {
 			return err
 		}
 		if !out.Changed {
