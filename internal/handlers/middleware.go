@@ -58,11 +58,9 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	elapsed := time.Since(start)
-	if s.Metrics != nil {
-		method := methodLabel(c.Request.Method)
-		s.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-	}
+	method := methodLabel(c.Request.Method)
+	s.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 	logger.Info("request", "method", methodLabel(c.Request.Method), "path", c.Request.URL.Path, "route", route,
 		"status", status, "duration_ms", elapsed.Milliseconds(), "client_ip", c.ClientIP())
 }
@@ -398,9 +396,7 @@ func (s *Server) checkInput(c *gin.Context) {
 
 // refuseInput answers a request whose input cannot be accepted.
 func (s *Server) refuseInput(c *gin.Context, status int, field, msgID string) {
-	if s.Metrics != nil {
-		s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(status)).Inc()
-	}
+	s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(status)).Inc()
 	p := s.page(c, "input.refused_title")
 	msg := p.T.T(msgID)
 	if field != "" {

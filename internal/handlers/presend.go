@@ -272,14 +272,12 @@ func (s *Server) presendLines(t i18n.Localizer, toks []presend.Token) []template
 func (s *Server) stockActivity(c *gin.Context, st *models.Stock, t i18n.Localizer) templates.StockActivity {
 	var a templates.StockActivity
 	ctx := c.Request.Context()
-	if s.Deactivate != nil {
-		ops, err := s.Deactivate.ForStock(ctx, st.ID)
-		if err != nil {
-			s.log(c).Error("stock page: deactivations", "err", err)
-		}
-		a.Deactivations = s.deactivationLines(t, ops)
+	ops, err := s.Deactivate.ForStock(ctx, st.ID)
+	if err != nil {
+		s.log(c).Error("stock page: deactivations", "err", err)
 	}
-	if s.Presend != nil && st.Kind == models.KindProductCoupon && len(st.Bundles) > 0 {
+	a.Deactivations = s.deactivationLines(t, ops)
+	if st.Kind == models.KindProductCoupon && len(st.Bundles) > 0 {
 		toks, err := s.Presend.ForStock(ctx, st, recentPresends)
 		if err != nil {
 			s.log(c).Error("stock page: pre-sends", "err", err)
