@@ -3,17 +3,16 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"voucherconsole/internal/config"
+	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/presend"
+	"voucherconsole/internal/wxpay"
 )
 
 // Deactivation (document 001) and pre-send tokens (document 004): the two
@@ -26,50 +25,26 @@ import (
 // injected crash from any other exit.
 const crashExitCode = 3
 
-// startActions builds the deactivation and pre-send services, with the
-// fault hook when the settings ask for one.
-func (c *Console) startActions(cfg config.Config) error {
-	secret, err := sessionSecret(cfg)
-	if err != nil {
-		return err
-	}
-	keys, err := presend.NewKeys(secret)
-	if err != nil {
-		return err
-	}
-	c.Deactivate = &deactivate.Service{DB: c.DB.Gorm, WX: c.WX}
-	c.Presend = &presend.Service{DB: c.DB.Gorm, WX: c.WX, Keys: keys}
-	switch cfg.FaultCrashAfterIntent {
-	case "deactivate":
-		c.Deactivate.AfterIntent = crashHook(c.Logger, "deactivate")
-	case "presend":
-		c.Presend.AfterIntent = crashHook(c.Logger, "presend")
-	}
-	return nil
+// newActions builds the deactivation and pre-send services, with the fault
+// hook when the settings ask for one.
+func newActions(cfg config.Config, db *database.DB, wx *wxpay.Client, keys *presend.Keys, logger *slog.Logger) (*deactivate.Service, *presend.Service) {
+	d := &deactivate.Service{DB: db.Gorm, WX: wx, AfterIntent: crashHook(cfg, logger, "deactivate")}
+	p := &presend.Service{DB: db.Gorm, WX: wx, Keys: keys, AfterIntent: crashHook(cfg, logger, "presend")}
+	return d, p
 }
 
-// crashHook exits the process at once, as a crash right after the intent was
+// crashHook is nil unless the settings arm the fault for action; armed, it
+// exits the process at once, as a crash right after the intent was
 // committed would: no outcome is recorded, nothing is sent.
-func crashHook(logger *slog.Logger, action string) func() {
+func crashHook(cfg config.Config, logger *slog.Logger, action string) func() {
+	if cfg.FaultCrashAfterIntent != action {
+		return nil
+	}
 	logger.Warn("fault injection armed: the process exits right after recording an intent", "action", action)
 	return func() {
 		logger.Error("fault injection: exiting right after recording the intent", "action", action)
 		os.Exit(crashExitCode)
 	}
-}
-
-// sessionSecret is the secret the session cookies' keys are derived from
-// (sessionStore has created it by the time Build asks): the pre-send
-// OpenID keys are derived from it too, so they never enter the database.
-func sessionSecret(cfg config.Config) ([]byte, error) {
-	if cfg.SessionKey != "" {
-		return []byte(cfg.SessionKey), nil
-	}
-	data, err := os.ReadFile(filepath.Join(cfg.DataDir, "session.key"))
-	if err != nil {
-		return nil, fmt.Errorf("read session key: %w", err)
-	}
-	return []byte(strings.TrimSpace(string(data))), nil
 }
 
 // ResumeActions resends the stock creations, deactivations and pre-sends

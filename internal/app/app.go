@@ -23,6 +23,7 @@ import (
 	"voucherconsole/internal/alerts"
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/audit"
+	"voucherconsole/internal/clock"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/deactivate"
@@ -77,10 +78,11 @@ func usersService(cfg config.Config, db *database.DB) *users.Service {
 		MaxClientFailures: cfg.LoginMaxClientFailures, MaxHashes: cfg.LoginMaxHashes}
 }
 
-// sessionStore builds the cookie store. Cookies are signed and encrypted with
-// keys derived from the session secret: from CONSOLE_SESSION_KEY, or else a
-// random secret generated once and kept (mode 0600) in the data directory.
-func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
+// sessionSecret is the secret the session cookies' keys and the pre-send
+// OpenID keys are derived from: CONSOLE_SESSION_KEY, or else a random secret
+// generated once and kept (mode 0600) in the data directory. It is read
+// once, here, and handed to both.
+func sessionSecret(cfg config.Config) ([]byte, error) {
 	secret := []byte(cfg.SessionKey)
 	if len(secret) == 0 {
 		path := filepath.Join(cfg.DataDir, "session.key")
@@ -105,6 +107,12 @@ func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("session key must be at least 32 bytes")
 	}
+	return secret, nil
+}
+
+// sessionStore builds the cookie store, its cookies signed and encrypted
+// with keys derived from the session secret.
+func sessionStore(cfg config.Config, secret []byte) *sessions.CookieStore {
 	hashKey := sha256.Sum256(append([]byte("console-session-auth:"), secret...))
 	blockKey := sha256.Sum256(append([]byte("console-session-enc:"), secret...))
 	store := sessions.NewCookieStore(hashKey[:], blockKey[:])
@@ -116,7 +124,7 @@ func sessionStore(cfg config.Config) (*sessions.CookieStore, error) {
 		SameSite: http.SameSiteLaxMode,
 	}
 	store.MaxAge(store.Options.MaxAge)
-	return store, nil
+	return store
 }
 
 // Console is a running console's parts, for Serve and for tests.
@@ -142,35 +150,69 @@ type Console struct {
 	closers    []func()
 }
 
-// Build opens the database, migrates it and assembles the HTTP server.
+// Options are parts a caller already has; the zero value builds everything
+// from the settings, as `console serve` does.
+type Options struct {
+	// DB is an open, migrated database that the caller owns and closes; nil
+	// opens and migrates the configured one (closed by Console.Close).
+	DB *database.DB
+	// SandboxKeys are, in sandbox mode, the simulator's keys when its state
+	// directory holds none yet; nil generates fresh ones (a second or so:
+	// tests generate one set and share it).
+	SandboxKeys *sandbox.Keys
+	// Now is the clock of the HTTP layer and its sessions; nil is the wall
+	// clock. Tests move it to expire sessions.
+	Now clock.Func
+}
+
+// Build opens the database, migrates it and assembles the console.
 func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Console, error) {
+	return BuildWith(ctx, cfg, logger, Options{})
+}
+
+// BuildWith assembles the console: every dependency built once, in the
+// order each needs the ones before it, none changed after construction. On
+// error, what was already started is closed again.
+func BuildWith(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (c *Console, err error) {
 	// Everything in the data directory is the owner's alone, however it
 	// was left: the database, the session key, uploads, the sandbox.
 	if err := ownerOnlyTree(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := OpenDatabase(ctx, cfg, logger)
+	c = &Console{Config: cfg, Logger: logger}
+	defer func() {
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}()
+	db := opts.DB
+	if db == nil {
+		if db, err = OpenDatabase(ctx, cfg, logger); err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, func() { db.Close() })
+	}
+	c.DB = db
+	secret, err := sessionSecret(cfg)
 	if err != nil {
 		return nil, err
 	}
-	store, err := sessionStore(cfg)
+	openIDKeys, err := presend.NewKeys(secret)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	us := usersService(cfg, db)
-	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger)
+	c.Users = usersService(cfg, db)
+	wx, err := newWxPay(cfg, &certstore.Store{DB: db.Gorm}, logger, opts.SandboxKeys)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	c := &Console{Config: cfg, DB: db, Logger: logger, Users: us, WX: wx.Client, Sandbox: wx.Sandbox,
-		closers: []func(){func() { db.Close() }, wx.close, startCertRefresh(wx.Client, logger)}}
+	c.closers = append(c.closers, wx.close, startCertRefresh(wx.Client, logger))
+	c.WX, c.Sandbox = wx.Client, wx.Sandbox
 	c.Stocks = &stocks.Service{DB: db.Gorm, Search: db.Search, WX: wx.Client, Create: wx.Client}
 	c.Ops = &wxops.Store{DB: db.Gorm}
 	if wx.Sandbox != nil {
 		if err := registerDemoStocks(ctx, c.Stocks, wx.Sandbox, logger); err != nil {
-			c.Close()
 			return nil, err
 		}
 	}
@@ -179,21 +221,16 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	c.Alerts, c.Monitor = alertSvc, mon
 	up, err := startUploads(ctx, cfg, db, wx.Client, wx.Transport, c.Stocks, logger, monitoring)
 	if err != nil {
-		c.Close()
 		return nil, err
 	}
 	c.Uploads, c.Jobs = up.Service, up.Engine
 	c.closers = append(c.closers, up.stop) // runs first: jobs stop before the database closes
-	if err := c.startActions(cfg); err != nil {
-		c.Close()
+	c.Deactivate, c.Presend = newActions(cfg, db, wx.Client, openIDKeys, logger)
+	if c.Approvals, err = newApprovals(cfg, db, c.Stocks, c.Deactivate, c.Alerts, logger); err != nil {
 		return nil, err
 	}
-	if err := c.startApprovals(cfg); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if c.TwoFactor, err = twoFactorService(cfg, db); err != nil {
-		c.Close()
+	c.Approvals.Uploads, c.Approvals.Jobs = c.Uploads, c.Jobs // an approved upload starts with its decision
+	if c.TwoFactor, err = twoFactorService(cfg, db, secret); err != nil {
 		return nil, err
 	}
 	m := metrics.New()
@@ -203,10 +240,10 @@ func Build(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Consol
 	verifier := &audit.Verifier{DB: db.Gorm, Owner: c.Jobs.ID(), Log: logger.With("component", "audit").Error}
 	c.closers = append(c.closers, verifier.Close)
 	c.Server = handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: catalog, Sessions: store,
+		Config: cfg, DB: db, Users: c.Users, Catalog: catalog, Sessions: sessionStore(cfg, secret),
 		Logger: logger, Metrics: m, Stocks: c.Stocks,
 		Uploads: c.Uploads, Deactivate: c.Deactivate, Presend: c.Presend, Alerts: c.Alerts, Monitor: c.Monitor, TwoFactor: c.TwoFactor,
-		Approvals: c.Approvals, AuditVerifier: verifier,
+		Approvals: c.Approvals, AuditVerifier: verifier, Now: opts.Now,
 		WxConn: &wxconn.Service{Client: wx.Client, Mode: cfg.WxPay.Mode, BaseURL: wx.BaseURL, FallbackURL: wx.FallbackURL, DB: db.Gorm},
 	})
 	return c, nil

@@ -11,13 +11,10 @@ import (
 // (set in the environment, or generated owner-only into the data
 // directory), so that every instance sharing the database opens them and
 // the keys never enter the database.
-func twoFactorService(cfg config.Config, db *database.DB) (*twofactor.Service, error) {
+func twoFactorService(cfg config.Config, db *database.DB, sessionSecret []byte) (*twofactor.Service, error) {
 	secret := []byte(cfg.TOTPKey)
 	if len(secret) == 0 {
-		var err error
-		if secret, err = sessionSecret(cfg); err != nil {
-			return nil, err
-		}
+		secret = sessionSecret
 	}
 	keys, err := twofactor.NewKeys(secret)
 	if err != nil {

@@ -70,7 +70,7 @@ func sandboxConfig(base string, cr sandbox.Credentials) wxpay.Config {
 // DataDir/sandbox, and signs with the sandbox's credentials. In live mode
 // platform certificates, where an account uses them, are kept in store (nil:
 // in this process only).
-func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger) (*wxPay, error) {
+func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger, sandboxKeys *sandbox.Keys) (*wxPay, error) {
 	hc := &http.Client{Timeout: 30 * time.Second}
 	if cfg.WxPay.Mode == config.ModeLive {
 		wc, err := liveConfig(cfg.WxPay)
@@ -89,7 +89,7 @@ func newWxPay(cfg config.Config, store wxpay.CertStorage, logger *slog.Logger) (
 	if err := ownerOnlyDir(stateDir); err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: stateDir})
+	sb, err := sandbox.New(sandbox.Options{Seed: true, StateDir: stateDir, Keys: sandboxKeys})
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
@@ -180,7 +180,7 @@ func registerDemoStocks(ctx context.Context, svc *stocks.Service, sb *sandbox.Sa
 // account answered. No database is opened: the test is of WeChat Pay
 // credentials, and certificates it downloads are not kept.
 func CheckWxPay(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) (bool, error) {
-	wx, err := newWxPay(cfg, nil, logger)
+	wx, err := newWxPay(cfg, nil, logger, nil)
 	if err != nil {
 		return false, err
 	}

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
@@ -31,6 +30,7 @@ import (
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxpay"
 )
 
@@ -603,7 +603,7 @@ func (s *Service) Reject(ctx context.Context, ac audit.Context, u *models.User, 
 	switch {
 	case reason == "":
 		return nil, ErrReasonRequired
-	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl):
+	case textcheck.Line(reason, 0) != nil: // the one rule for entered text
 		return nil, ErrReasonInvalid
 	case utf8.RuneCountInString(reason) > MaxReason:
 		return nil, ErrReasonTooLong

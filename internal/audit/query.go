@@ -249,15 +249,6 @@ func list(ctx context.Context, db *gorm.DB, f Filter, from *position, op string,
 	return es, nil
 }
 
-// Get returns the entry with sequence number seq.
-func Get(ctx context.Context, db *gorm.DB, seq int64) (*Entry, error) {
-	var e Entry
-	if err := db.WithContext(ctx).Where("seq = ?", seq).Take(&e).Error; err != nil {
-		return nil, err
-	}
-	return &e, nil
-}
-
 // LastSeq returns the newest entry's sequence number, 0 for an empty log.
 func LastSeq(ctx context.Context, db *gorm.DB) (int64, error) {
 	var seq *int64

@@ -137,12 +137,6 @@ const (
 	ModeLive    = "live"
 )
 
-type setting struct {
-	name  string // flag name; the variable is CONSOLE_ + upper snake case
-	usage string
-	bind  func(fs *flag.FlagSet, name, env, usage string)
-}
-
 // Bind registers every setting on fs, with getenv supplying CONSOLE_*
 // defaults (flags win over variables). After fs.Parse, call the returned
 // function: it reports malformed variables and invalid settings.

@@ -231,9 +231,3 @@ func (db *DB) Ping(ctx context.Context) error {
 	defer cancel()
 	return db.SQL.PingContext(ctx)
 }
-
-// IsUniqueViolation reports whether err is a unique-key conflict (gorm
-// translates both drivers' errors to ErrDuplicatedKey).
-func IsUniqueViolation(err error) bool {
-	return errors.Is(err, gorm.ErrDuplicatedKey)
-}

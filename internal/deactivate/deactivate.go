@@ -25,6 +25,7 @@ import (
 	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 )
@@ -89,6 +90,7 @@ const (
 	ProblemRequired = "required"
 	ProblemTooLong  = "too_long"
 	ProblemMismatch = "mismatch"
+	ProblemText     = "text" // not text: invalid UTF-8, a control or bidi character (textcheck)
 )
 
 // Validate checks the form: a reason of 1–MaxReason characters (surrounding
@@ -97,12 +99,16 @@ const (
 func Validate(st *models.Stock, reason, confirm string) map[string]string {
 	errs := map[string]string{}
 	switch r := strings.TrimSpace(reason); {
+	case textcheck.Text(reason, 0) != nil:
+		errs["deactivate_reason"] = ProblemText
 	case r == "":
 		errs["deactivate_reason"] = ProblemRequired
 	case utf8.RuneCountInString(r) > MaxReason:
 		errs["deactivate_reason"] = ProblemTooLong
 	}
 	switch c := strings.TrimSpace(confirm); {
+	case textcheck.Line(confirm, 0) != nil:
+		errs["stock_id"] = ProblemText
 	case c == "":
 		errs["stock_id"] = ProblemRequired
 	case c != st.StockID:

@@ -136,6 +136,9 @@ func TestUploadOverHTTP(t *testing.T) {
 	}
 	page := c.URL + resp.Header.Get("Location")
 	resp, body = fetch(t, op, "GET", page, nil, "en")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
 	for _, want := range []string{`id="check-rows">1,003<`, `id="check-valid">1,001<`, `id="check-invalid">1<`, `id="check-duplicate">1<`,
 		`id="check-known">0<`, `id="check-to-send">1,001<`, `id="start-upload"`, `id="abandon-upload"`, "same as row 1", "Checked"} {
 		if !has(body, want) {
@@ -168,6 +171,9 @@ func TestUploadOverHTTP(t *testing.T) {
 		t.Fatalf("ended: %+v", p)
 	}
 	resp, body = fetch(t, op, "GET", page, nil, "en")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
 	for _, want := range []string{`id="report-rows">1,003<`, `id="report-uploaded">1,000<`, `id="report-already">1<`,
 		`id="report-failed">0<`, `id="upload-reconciles"`, `id="download-report"`, `value="100"`} {
 		if !has(body, want) {
@@ -210,6 +216,9 @@ func TestUploadOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body = fetch(t, sup, "GET", page, nil, "en")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
 	if !has(body, `id="upload-file-elsewhere"`) || has(body, `id="upload-file"`) {
 		t.Fatalf("page without the file on this instance:\n%s", body)
 	}
@@ -219,6 +228,9 @@ func TestUploadOverHTTP(t *testing.T) {
 
 	// The stock page lists it; the code counts were read back.
 	resp, body = fetch(t, sup, "GET", c.URL+"/stocks/"+id, nil, "en")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
 	if !has(body, "codes.csv") || !has(body, "1,000 of 1,001 uploaded") {
 		t.Fatalf("stock page uploads:\n%s", body)
 	}

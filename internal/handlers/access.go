@@ -114,9 +114,7 @@ func (s *Server) deny(c *gin.Context) {
 // requests cannot fill the append-only log.
 func (s *Server) auditDenied(c *gin.Context, reason string) {
 	if currentUser(c) == nil {
-		if s.Metrics != nil {
-			s.Metrics.AnonymousRefused.WithLabelValues(reason).Inc()
-		}
+		s.Metrics.AnonymousRefused.WithLabelValues(reason).Inc()
 		if !s.anonAudits.allow(c.ClientIP(), s.Now()) {
 			return
 		}

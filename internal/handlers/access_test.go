@@ -131,6 +131,9 @@ func concretePath(pattern string) string {
 	return strings.Join(parts, "/")
 }
 
+// TestRouteAccess walks every route the engine has, as every kind of user,
+// on a fully wired console: each answers as its rule says, and none with a
+// server error.
 func TestRouteAccess(t *testing.T) {
 	h := newHarness(t, testdb.SQLite(t))
 	for _, r := range []string{operator, manager, support, admin} {
@@ -141,6 +144,7 @@ func TestRouteAccess(t *testing.T) {
 	if len(routes) == 0 {
 		t.Fatal("no routes enumerated")
 	}
+	signedIn := &sessionsByRole{h: h, clients: map[string]*http.Client{}}
 	for _, rt := range routes {
 		key := rt.Method + " " + rt.Path
 		allowed, ok := routeAccess[key]
@@ -150,11 +154,9 @@ func TestRouteAccess(t *testing.T) {
 		}
 		for _, who := range everyone {
 			t.Run(key+"/"+who, func(t *testing.T) {
-				c := h.client()
-				if who != anon {
-					if resp := h.signIn(c, who+"-user", testPassword); resp.StatusCode != http.StatusSeeOther {
-						t.Fatalf("sign-in as %s: %d", who, resp.StatusCode)
-					}
+				c := signedIn.client(t, who)
+				if rt.Method != http.MethodGet {
+					defer signedIn.check(who) // a POST may have ended the session (sign-out)
 				}
 				var form url.Values
 				if rt.Method == http.MethodPost {
@@ -163,6 +165,9 @@ func TestRouteAccess(t *testing.T) {
 				before := h.countAudit(audit.ActionAccessDenied)
 				anonBefore := anonymousRefusals(h)
 				resp, _ := h.do(c, rt.Method, concretePath(rt.Path), form, nil)
+				if resp.StatusCode >= 500 {
+					t.Fatalf("%s as %s: status %d: a server error is never an acceptable answer", key, who, resp.StatusCode)
+				}
 				refused := resp.StatusCode == http.StatusForbidden ||
 					(resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), "/login?next="))
 				want := contains(allowed, who)
@@ -179,6 +184,40 @@ func TestRouteAccess(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// sessionsByRole keeps one signed-in client per kind of user, so that the
+// route walk does not hash a password for each of its few hundred requests.
+type sessionsByRole struct {
+	h       *harness
+	clients map[string]*http.Client
+}
+
+func (s *sessionsByRole) client(t *testing.T, who string) *http.Client {
+	t.Helper()
+	if who == anon {
+		return s.h.client()
+	}
+	if c, ok := s.clients[who]; ok {
+		return c
+	}
+	c := s.h.client()
+	if resp := s.h.signIn(c, who+"-user", testPassword); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in as %s: %d", who, resp.StatusCode)
+	}
+	s.clients[who] = c
+	return c
+}
+
+// check forgets who's client unless its session still works.
+func (s *sessionsByRole) check(who string) {
+	c, ok := s.clients[who]
+	if !ok {
+		return
+	}
+	if resp, _ := s.h.do(c, http.MethodGet, "/account", nil, nil); resp.StatusCode != http.StatusOK {
+		delete(s.clients, who)
 	}
 }
 

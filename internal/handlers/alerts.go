@@ -21,9 +21,6 @@ func alertViewer(u *models.User) alerts.Viewer {
 // unreadAlerts is the count shown in the navigation bar; a failure to count
 // is logged and shows no count rather than failing the page.
 func (s *Server) unreadAlerts(c *gin.Context, u *models.User) int64 {
-	if s.Alerts == nil {
-		return 0
-	}
 	n, err := s.Alerts.Unread(c.Request.Context(), alertViewer(u))
 	if err != nil {
 		s.log(c).Warn("count unread alerts", "err", err)

@@ -13,6 +13,7 @@ import (
 	"voucherconsole/internal/approvals"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/uploads"
 	"voucherconsole/internal/wxpay"
 	"voucherconsole/web/templates"
@@ -23,9 +24,6 @@ import (
 // recorded (nothing is sent) and the requester sent to it. It reports
 // whether it answered the request.
 func (s *Server) requestApproval(c *gin.Context, st *models.Stock, reason, formToken string) bool {
-	if s.Approvals == nil {
-		return false
-	}
 	ctx := c.Request.Context()
 	p, err := s.Approvals.Policy(ctx)
 	if err != nil {
@@ -315,7 +313,7 @@ func (s *Server) approvalReject(c *gin.Context) {
 		s.serverError(c, perr)
 		return
 	}
-	props.Errors["reject_reason"], props.Reason = field, reason
+	props.Errors["reject_reason"], props.Reason = field, textcheck.Clean(reason) // kept, never the bad bytes
 	s.render(c, http.StatusUnprocessableEntity, templates.ApprovalPage(props))
 }
 

@@ -127,6 +127,9 @@ func (s *Server) parseAuditRequest(c *gin.Context, t i18n.Localizer) auditReques
 			r.errs[qTo] = t.T("audit.filter.bad_time")
 		}
 	}
+	// Last: a value that is not text has no other problem worth naming.
+	checkLines(t, r.errs, map[string]*string{qUser: &r.values.User, qAction: &r.values.Action, qTargetType: &r.values.TargetType,
+		qTargetID: &r.values.TargetID, qOutcome: &r.values.Outcome, qFrom: &r.values.From, qTo: &r.values.To, qSearch: &r.values.Search})
 	if len(r.errs) == 0 && r.filter.Validate() != nil {
 		r.errs[qTo] = t.T("audit.filter.bad_range")
 	}

@@ -52,6 +52,16 @@ func (h *harness) appendEntries(at time.Time, recs ...audit.Record) {
 	}
 }
 
+// auditHead is the sequence number of the newest audit entry.
+func (h *harness) auditHead() int64 {
+	h.t.Helper()
+	var seq int64
+	if err := h.db.Gorm.Model(&audit.Entry{}).Select("COALESCE(MAX(seq), 0)").Scan(&seq).Error; err != nil {
+		h.t.Fatal(err)
+	}
+	return seq
+}
+
 func stockRec(actor, id, reqNo string, outcome audit.Outcome) audit.Record {
 	return audit.Record{
 		Actor: actor, ActorRoles: []string{"operator"}, Action: "stock.create", TargetType: audit.TargetStock,
@@ -63,6 +73,7 @@ func stockRec(actor, id, reqNo string, outcome audit.Outcome) audit.Record {
 func TestAuditPage(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		h := newHarness(t, db)
+		b := h.auditHead() // the demo stocks' registrations come first
 		h.addUser("mia", models.RoleManager)
 		c := h.client()
 		h.signIn(c, "mia", testPassword)
@@ -85,9 +96,15 @@ func TestAuditPage(t *testing.T) {
 		if len(all) < 5 || !slices.IsSortedFunc(times, func(a, b string) int { return strings.Compare(b, a) }) {
 			t.Fatalf("entries %v at %v: want newest first", all, times)
 		}
-		// Entries 3–5, written last but dated March, come after those of now.
-		if !slices.Equal(all, []int64{2, 1, 5, 4, 3}) {
-			t.Fatalf("entries %v, want [2 1 5 4 3]", all)
+		// Entries b+3 to b+5, written last but dated March, come after those
+		// of now.
+		want := []int64{b + 2, b + 1}
+		for seq := b; seq > 0; seq-- {
+			want = append(want, seq)
+		}
+		want = append(want, b+5, b+4, b+3)
+		if !slices.Equal(all, want) {
+			t.Fatalf("entries %v, want %v", all, want)
 		}
 		if doc.Find("#audit-export").AttrOr("href", "") != "/audit/export.csv" {
 			t.Fatalf("export link %q", doc.Find("#audit-export").AttrOr("href", ""))
@@ -128,8 +145,8 @@ func TestAuditPage(t *testing.T) {
 			{"user=olivia", 2},
 			{"user=olivia&outcome=failure", 1},
 			{"action=stock.create", 3},
-			{"q=req_b", 1}, // free text, any case, over request numbers
-			{"q=4", 3},     // … and target IDs
+			{"q=req_b", 1},                                   // free text, any case, over request numbers
+			{"q=4&from=2026-03-01&to=2026-03-01", 3},         // … and target IDs (of these three)
 			{"action=stock.create&from=2026-03-01T10:01", 2}, // Shanghai time
 			{"from=2026-03-01T10:00&to=2026-03-01T10:01", 1},
 			{"from=2026-03-01T09:00&to=2026-03-01T10:00", 0},
@@ -233,25 +250,30 @@ func TestAuditRefusedToOthers(t *testing.T) {
 // Acceptance 4: the integrity page reports intact on a clean log and names
 // the entry altered behind the application's back.
 func TestAuditVerifyPage(t *testing.T) {
+	// Entry numbers are counted from the last entry before the test's own
+	// (the console registered the sandbox's demo stocks, audited).
 	cases := []struct {
 		name, tamper string
 		zh, en       []string
 	}{
-		{"altered", "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3",
-			[]string{"哈希链在第 3 条处断开", "被改动过", "截至第 2 条"},
-			[]string{"The chain breaks at entry 3", "was altered", "up to entry 2"}},
-		{"deleted", "DELETE FROM audit_entries WHERE seq = 3",
-			[]string{"哈希链在第 3 条处断开", "被删除了", "截至第 2 条"},
-			[]string{"The chain breaks at entry 3", "was deleted", "up to entry 2"}},
+		{"altered", "UPDATE audit_entries SET actor = 'mallory' WHERE seq = %[1]d",
+			[]string{"哈希链在第 {bad} 条处断开", "被改动过", "截至第 {before} 条"},
+			[]string{"The chain breaks at entry {bad}", "was altered", "up to entry {before}"}},
+		{"deleted", "DELETE FROM audit_entries WHERE seq = %[1]d",
+			[]string{"哈希链在第 {bad} 条处断开", "被删除了", "截至第 {before} 条"},
+			[]string{"The chain breaks at entry {bad}", "was deleted", "up to entry {before}"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			testdb.Each(t, func(t *testing.T, db *database.DB) {
 				h := newHarness(t, db)
-				h.addUser("mia", models.RoleManager) // entry 1
+				base := h.auditHead()
+				h.addUser("mia", models.RoleManager) // entry base+1
 				c := h.client()
-				h.signIn(c, "mia", testPassword) // entry 2
+				h.signIn(c, "mia", testPassword) // entry base+2
 				h.appendEntries(time.Now(), stockRec("olivia", "42", "", audit.Success), stockRec("olivia", "43", "", audit.Success))
+				last, bad := base+4, base+3
+				numbers := strings.NewReplacer("{bad}", fmt.Sprint(bad), "{before}", fmt.Sprint(bad-1))
 
 				resp, body := h.do(c, "GET", "/audit/verify", nil, nil)
 				if resp.StatusCode != 200 || parseHTML(t, body).Find("#verify-never").Length() != 1 || parseHTML(t, body).Find("#verify-start").Length() != 1 {
@@ -259,23 +281,23 @@ func TestAuditVerifyPage(t *testing.T) {
 				}
 				resp, body = verifyNow(t, h, c)
 				result := parseHTML(t, body).Find("#verify-result").Text()
-				if resp.StatusCode != 200 || !strings.Contains(result, "完整：截至第 4 条") || !strings.Contains(result, "共校验 4 条") {
+				if resp.StatusCode != 200 || !strings.Contains(result, fmt.Sprintf("完整：截至第 %d 条", last)) || !strings.Contains(result, fmt.Sprintf("共校验 %d 条", last)) {
 					t.Fatalf("clean log: %d %q", resp.StatusCode, result)
 				}
 				_, body = h.do(c, "GET", "/audit/verify", nil, http.Header{"Accept-Language": {"en"}})
-				if result := parseHTML(t, body).Find("#verify-result").Text(); !strings.Contains(result, "Intact up to entry 4 at") {
+				if result := parseHTML(t, body).Find("#verify-result").Text(); !strings.Contains(result, fmt.Sprintf("Intact up to entry %d at", last)) {
 					t.Fatalf("clean log in English: %q", result)
 				}
 
 				testdb.DropAuditGuard(t, db)
-				if err := db.Gorm.Exec(tc.tamper).Error; err != nil {
+				if err := db.Gorm.Exec(fmt.Sprintf(tc.tamper, bad)).Error; err != nil {
 					t.Fatal(err)
 				}
 				resp, body = verifyNow(t, h, c)
 				doc := parseHTML(t, body)
 				result = doc.Find("#verify-result").Text()
 				for _, want := range tc.zh {
-					if !strings.Contains(result, want) {
+					if want = numbers.Replace(want); !strings.Contains(result, want) {
 						t.Errorf("tampered log: %q lacks %q", result, want)
 					}
 				}
@@ -285,7 +307,7 @@ func TestAuditVerifyPage(t *testing.T) {
 				_, body = h.do(c, "GET", "/audit/verify", nil, http.Header{"Accept-Language": {"en"}})
 				result = parseHTML(t, body).Find("#verify-result").Text()
 				for _, want := range tc.en {
-					if !strings.Contains(result, want) {
+					if want = numbers.Replace(want); !strings.Contains(result, want) {
 						t.Errorf("tampered log in English: %q lacks %q", result, want)
 					}
 				}

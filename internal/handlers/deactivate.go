@@ -14,6 +14,7 @@ import (
 	"voucherconsole/internal/deactivate"
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/web/templates"
 )
 
@@ -204,6 +205,13 @@ func (s *Server) deactivate(c *gin.Context) {
 	}
 	for field, problem := range res.Errors {
 		switch {
+		case problem == deactivate.ProblemText:
+			props.Errors[field] = t.T("input.bad_text")
+			if field == "deactivate_reason" { // kept, but never the bad bytes
+				props.Reason = textcheck.Clean(props.Reason)
+			} else {
+				props.Confirm = textcheck.Clean(props.Confirm)
+			}
 		case field == "deactivate_reason" && problem == deactivate.ProblemTooLong:
 			props.Errors[field] = t.T("deactivate.err.reason_too_long", deactivate.MaxReason, utf8.RuneCountInString(f.Reason))
 		case field == "deactivate_reason":

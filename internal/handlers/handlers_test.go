@@ -2,8 +2,6 @@ package handlers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,25 +10,19 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
-	"github.com/gorilla/sessions"
-
-	"voucherconsole/internal/alerts"
-	"voucherconsole/internal/approvals"
+	"voucherconsole/internal/app"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
 	"voucherconsole/internal/handlers"
-	"voucherconsole/internal/i18n"
-	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/testdb"
 	"voucherconsole/internal/twofactor"
 	"voucherconsole/internal/users"
-	"voucherconsole/internal/wxconn"
-	"voucherconsole/internal/wxpay"
+	"voucherconsole/internal/wxpay/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -41,35 +33,60 @@ func TestMain(m *testing.M) {
 
 const testPassword = "a-long-test-password"
 
+// harness is a console built by the composition root, as `console serve`
+// builds it (every service wired, the in-process WeChat Pay sandbox with its
+// demo stocks), on the fresh database a test hands it, served over HTTP.
 type harness struct {
-	t     *testing.T
-	db    *database.DB
-	srv   *handlers.Server
-	http  *httptest.Server
-	users *users.Service
-	tf    *twofactor.Service
+	t       *testing.T
+	db      *database.DB
+	console *app.Console
+	srv     *handlers.Server
+	http    *httptest.Server
+	users   *users.Service
+	tf      *twofactor.Service
 }
+
+// sandboxKeys are generated once per test binary: four RSA keys take a
+// second or so.
+var sandboxKeys = sync.OnceValues(sandbox.GenerateKeys)
 
 func newHarness(t *testing.T, db *database.DB) *harness {
 	t.Helper()
-	cfg := config.Config{Timezone: "Asia/Shanghai", LoginMaxFailures: 5, LoginLockout: 15 * time.Minute}
-	us := &users.Service{DB: db.Gorm, MaxFailures: 5, Lockout: 15 * time.Minute}
-	keys, err := twofactor.NewKeys([]byte(strings.Repeat("t", 32)))
+	return newHarnessWith(t, db, nil)
+}
+
+// newHarnessWith is newHarness with the settings and the console's options
+// changed by edit before the console is built.
+func newHarnessWith(t *testing.T, db *database.DB, edit func(*config.Config, *app.Options)) *harness {
+	t.Helper()
+	dataDir := t.TempDir()
+	cfg, _, err := config.Load("console", nil, func(k string) string {
+		if k == "CONSOLE_DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tf := &twofactor.Service{DB: db.Gorm, Keys: keys, MaxFailures: 5, Lockout: 15 * time.Minute}
-	store := sessions.NewCookieStore([]byte(strings.Repeat("k", 32)), []byte(strings.Repeat("e", 32)))
-	store.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 3600}
-	srv := handlers.New(handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(), TwoFactor: tf,
-		Alerts: &alerts.Service{DB: db.Gorm}, Approvals: &approvals.Service{DB: db.Gorm},
-		WxConn: testWxConn(t, db),
+	keys, err := sandboxKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := app.Options{DB: db, SandboxKeys: keys}
+	if edit != nil {
+		edit(&cfg, &opts)
+	}
+	c, err := app.BuildWith(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(c.Server.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		c.Close()
 	})
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &harness{t: t, db: db, srv: srv, http: ts, users: us, tf: tf}
+	return &harness{t: t, db: db, console: c, srv: c.Server, http: ts, users: c.Users, tf: c.TwoFactor}
 }
 
 func (h *harness) addUser(name string, rs ...models.Role) {
@@ -264,20 +281,4 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if resp, _ := h.do(c, "GET", "/healthz", nil, nil); resp.StatusCode != 200 {
 		t.Errorf("/healthz with the database closed: %d", resp.StatusCode)
 	}
-}
-
-// testWxConn is a connection page over a client with no account configured
-// and a host that answers nothing: the page renders, and a test reports
-// that no account answered.
-func testWxConn(t *testing.T, db *database.DB) *wxconn.Service {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := wxpay.NewClient(wxpay.Config{BaseURL: "http://127.0.0.1:9", PubKeyID: "PUB_KEY_ID_0000", PubKey: &key.PublicKey}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &wxconn.Service{Client: cl, Mode: "live", BaseURL: "http://127.0.0.1:9", DB: db.Gorm}
 }

@@ -46,9 +46,7 @@ func (s *Server) login(c *gin.Context) {
 		s.render(c, status, templates.LoginPage(props))
 	}
 	if users.ValidateUsername(f.Username) != nil {
-		if s.Metrics != nil {
-			s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(http.StatusUnprocessableEntity)).Inc()
-		}
+		s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(http.StatusUnprocessableEntity)).Inc()
 		refuse(http.StatusUnprocessableEntity, "", templates.FieldErrors{"username": p.T.T("auth.username_invalid")}, "")
 		return
 	}
@@ -98,7 +96,5 @@ func (s *Server) beginSession(c *gin.Context, u *models.User, next string) {
 }
 
 func (s *Server) countThrottled(scope string) {
-	if s.Metrics != nil {
-		s.Metrics.SignInThrottled.WithLabelValues(scope).Inc()
-	}
+	s.Metrics.SignInThrottled.WithLabelValues(scope).Inc()
 }

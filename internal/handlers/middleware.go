@@ -58,11 +58,9 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	elapsed := time.Since(start)
-	if s.Metrics != nil {
-		method := methodLabel(c.Request.Method)
-		s.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-	}
+	method := methodLabel(c.Request.Method)
+	s.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 	logger.Info("request", "method", methodLabel(c.Request.Method), "path", c.Request.URL.Path, "route", route,
 		"status", status, "duration_ms", elapsed.Milliseconds(), "client_ip", c.ClientIP())
 }
@@ -349,8 +347,8 @@ func (s *Server) bodyLimit(route string) int64 {
 // handler, a form or query value that is not text: invalid UTF-8, NUL or
 // another control character (line breaks and tabs aside), or longer than
 // any field of any form. The refusal is a 400 page naming the field, in the
-// user's language; the forms check their own fields more closely and answer
-// with the error next to the field.
+// user's language. The fields a form knows (formTextFields) are left to its
+// validation, which shows the error next to the field.
 func (s *Server) checkInput(c *gin.Context) {
 	r := c.Request
 	limit := s.bodyLimit(c.FullPath())
@@ -386,7 +384,7 @@ func (s *Server) checkInput(c *gin.Context) {
 					s.refuseInput(c, http.StatusRequestEntityTooLarge, name, "input.field_too_long")
 					return
 				}
-				if textcheck.Text(v, 0) != nil {
+				if textcheck.Text(v, 0) != nil && !formChecksText(r.Method, c.FullPath(), name) {
 					s.refuseInput(c, http.StatusBadRequest, name, "input.field_bad_text")
 					return
 				}
@@ -398,9 +396,7 @@ func (s *Server) checkInput(c *gin.Context) {
 
 // refuseInput answers a request whose input cannot be accepted.
 func (s *Server) refuseInput(c *gin.Context, status int, field, msgID string) {
-	if s.Metrics != nil {
-		s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(status)).Inc()
-	}
+	s.Metrics.InputRefused.WithLabelValues(strconv.Itoa(status)).Inc()
 	p := s.page(c, "input.refused_title")
 	msg := p.T.T(msgID)
 	if field != "" {

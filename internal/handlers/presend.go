@@ -15,6 +15,7 @@ import (
 	"voucherconsole/internal/i18n"
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/presend"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxpay/sandbox"
 	"voucherconsole/web/templates"
 )
@@ -103,6 +104,9 @@ func (s *Server) presendIssue(c *gin.Context) {
 		s.presendOutcome(c, f, res.Token, err)
 		return
 	}
+	for _, v := range []*string{&f.ProductCouponID, &f.StockBundleID, &f.AppID, &f.OpenID, &f.Attach} {
+		*v = textcheck.Clean(*v) // kept, but never the bad bytes
+	}
 	props, err := s.presendFormProps(c, f)
 	if err != nil {
 		s.serverError(c, err)
@@ -111,6 +115,8 @@ func (s *Server) presendIssue(c *gin.Context) {
 	t := props.Page.T
 	for field, problem := range res.Errors {
 		switch problem {
+		case presend.ProblemText:
+			props.Errors[field] = t.T("input.bad_text")
 		case presend.ProblemRequired:
 			props.Errors[field] = t.T("form.required")
 		case presend.ProblemTooLong:
@@ -266,14 +272,12 @@ func (s *Server) presendLines(t i18n.Localizer, toks []presend.Token) []template
 func (s *Server) stockActivity(c *gin.Context, st *models.Stock, t i18n.Localizer) templates.StockActivity {
 	var a templates.StockActivity
 	ctx := c.Request.Context()
-	if s.Deactivate != nil {
-		ops, err := s.Deactivate.ForStock(ctx, st.ID)
-		if err != nil {
-			s.log(c).Error("stock page: deactivations", "err", err)
-		}
-		a.Deactivations = s.deactivationLines(t, ops)
+	ops, err := s.Deactivate.ForStock(ctx, st.ID)
+	if err != nil {
+		s.log(c).Error("stock page: deactivations", "err", err)
 	}
-	if s.Presend != nil && st.Kind == models.KindProductCoupon && len(st.Bundles) > 0 {
+	a.Deactivations = s.deactivationLines(t, ops)
+	if st.Kind == models.KindProductCoupon && len(st.Bundles) > 0 {
 		toks, err := s.Presend.ForStock(ctx, st, recentPresends)
 		if err != nil {
 			s.log(c).Error("stock page: pre-sends", "err", err)

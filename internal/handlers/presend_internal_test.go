@@ -27,7 +27,7 @@ func TestFormTokenOr(t *testing.T) {
 			t.Errorf("formTokenOr(%q) = %q", tc.in, got)
 		}
 	}
-	if newFormToken() == newFormToken() {
+	if a, b := newFormToken(), newFormToken(); a == b {
 		t.Error("form tokens repeat")
 	}
 }

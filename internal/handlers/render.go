@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -61,13 +62,30 @@ func (s *Server) page(c *gin.Context, titleID string) templates.Page {
 	return p
 }
 
-// render writes a templ component with a status.
+// render writes a templ component with a status. The page is rendered into
+// a buffer first: a component that fails midway leaves nothing sent, and
+// the answer is the 500 page, never half a page under the status meant for
+// a whole one.
 func (s *Server) render(c *gin.Context, status int, comp templ.Component) {
-	c.Header("Content-Type", "text/html; charset=utf-8")
+	var buf bytes.Buffer
+	contentType := "text/html; charset=utf-8"
+	if err := comp.Render(c.Request.Context(), &buf); err != nil {
+		s.log(c).Error("render", "status", status, "err", err)
+		buf.Reset()
+		status = http.StatusInternalServerError
+		p := s.page(c, "error.server_title")
+		if err := errorPage(p, status, "error.server_title", "error.server").Render(c.Request.Context(), &buf); err != nil {
+			s.log(c).Error("render the error page", "err", err)
+			buf.Reset()
+			buf.WriteString("500 internal server error / 服务器内部错误 (" + requestID(c) + ")")
+			contentType = "text/plain; charset=utf-8"
+		}
+	}
+	c.Header("Content-Type", contentType)
 	c.Header("Cache-Control", "no-store")
 	c.Status(status)
-	if err := comp.Render(c.Request.Context(), c.Writer); err != nil {
-		s.log(c).Error("render", "err", err)
+	if _, err := c.Writer.Write(buf.Bytes()); err != nil {
+		s.log(c).Debug("write page", "err", err) // the client went away
 	}
 }
 

@@ -1,10 +1,7 @@
 package handlers_test
 
 import (
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,18 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/sessions"
-
+	"voucherconsole/internal/app"
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/config"
 	"voucherconsole/internal/database"
-	"voucherconsole/internal/handlers"
-	"voucherconsole/internal/i18n"
-	"voucherconsole/internal/metrics"
 	"voucherconsole/internal/models"
 	consolesessions "voucherconsole/internal/sessions"
 	"voucherconsole/internal/testdb"
-	"voucherconsole/internal/users"
 )
 
 // fakeClock is a settable time source shared by the sessions and users.
@@ -37,27 +29,6 @@ func (f *fakeClock) Add(d time.Duration) {
 	f.mu.Lock()
 	f.t = f.t.Add(d)
 	f.mu.Unlock()
-}
-
-// newHarnessWith is newHarness with the settings and dependencies changed
-// by edit before the server is built.
-func newHarnessWith(t *testing.T, db *database.DB, edit func(*handlers.Deps)) *harness {
-	t.Helper()
-	cfg := config.Config{Timezone: "Asia/Shanghai", LoginMaxFailures: 5, LoginLockout: 15 * time.Minute}
-	us := &users.Service{DB: db.Gorm, MaxFailures: 5, Lockout: 15 * time.Minute}
-	store := sessions.NewCookieStore([]byte(strings.Repeat("k", 32)), []byte(strings.Repeat("e", 32)))
-	store.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 3600}
-	d := handlers.Deps{
-		Config: cfg, DB: db, Users: us, Catalog: i18n.MustLoad(), Sessions: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(),
-	}
-	if edit != nil {
-		edit(&d)
-	}
-	srv := handlers.New(d)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &harness{t: t, db: db, srv: srv, http: ts, users: d.Users}
 }
 
 func sessionCookieOf(t *testing.T, resp *http.Response) *http.Cookie {
@@ -117,9 +88,9 @@ func TestSignOutEndsTheSessionOnTheServer(t *testing.T) {
 func TestSessionIdleTimeoutAndLifetime(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		clk := &fakeClock{t: time.Now().UTC()}
-		h := newHarnessWith(t, db, func(d *handlers.Deps) {
-			d.Config.SessionIdleTimeout, d.Config.SessionLifetime = 30*time.Minute, 2*time.Hour
-			d.Now = clk.Now
+		h := newHarnessWith(t, db, func(cfg *config.Config, o *app.Options) {
+			cfg.SessionIdleTimeout, cfg.SessionLifetime = 30*time.Minute, 2*time.Hour
+			o.Now = clk.Now
 		})
 		h.addUser("olivia", models.RoleOperator)
 		c := h.client()
@@ -205,8 +176,8 @@ func itoa(n int64) string { return strconvFormat(n) }
 func TestSessionValidOnEveryInstance(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		a := newHarness(t, db)
-		b := newHarnessWith(t, db, func(d *handlers.Deps) {
-			d.Sessions = sessions.NewCookieStore([]byte(strings.Repeat("x", 32)), []byte(strings.Repeat("y", 32)))
+		b := newHarnessWith(t, db, func(cfg *config.Config, _ *app.Options) {
+			cfg.SessionKey = strings.Repeat("x", 32) // other cookie keys than a's
 		})
 		a.addUser("olivia", models.RoleOperator)
 		ck := sessionCookieOf(t, a.signIn(a.client(), "olivia", testPassword))
@@ -228,7 +199,7 @@ func TestClientAddressTrustsOnlyNamedProxies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := testdb.SQLite(t)
-			h := newHarnessWith(t, db, func(d *handlers.Deps) { d.Config.TrustedProxies = tc.proxies })
+			h := newHarnessWith(t, db, func(cfg *config.Config, _ *app.Options) { cfg.TrustedProxies = tc.proxies })
 			h.addUser("olivia", models.RoleOperator)
 			h.do(h.client(), "POST", "/login", url.Values{"username": {"olivia"}, "password": {"wrong-password"}},
 				http.Header{"X-Forwarded-For": {"198.51.100.23"}, "X-Real-Ip": {"198.51.100.23"}})
@@ -319,7 +290,7 @@ func TestMetricsLabelsAndAccess(t *testing.T) {
 		t.Error("unknown methods not counted as other")
 	}
 
-	tok := newHarnessWith(t, db, func(d *handlers.Deps) { d.Config.MetricsToken = "s3cret-token" })
+	tok := newHarnessWith(t, db, func(cfg *config.Config, _ *app.Options) { cfg.MetricsToken = "s3cret-token" })
 	if resp, _ := tok.do(c, "GET", "/metrics", nil, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("/metrics without the token: %d", resp.StatusCode)
 	}
@@ -329,7 +300,7 @@ func TestMetricsLabelsAndAccess(t *testing.T) {
 	if resp, body := tok.do(c, "GET", "/metrics", nil, http.Header{"Authorization": {"Bearer s3cret-token"}}); resp.StatusCode != 200 || !strings.Contains(body, "console_http_requests_total") {
 		t.Errorf("/metrics with the token: %d", resp.StatusCode)
 	}
-	own := newHarnessWith(t, db, func(d *handlers.Deps) { d.Config.MetricsAddr = "127.0.0.1:0" })
+	own := newHarnessWith(t, db, func(cfg *config.Config, _ *app.Options) { cfg.MetricsAddr = "127.0.0.1:0" })
 	if resp, _ := own.do(c, "GET", "/metrics", nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/metrics on the console's address with a metrics listener: %d", resp.StatusCode)
 	}

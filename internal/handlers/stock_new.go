@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
 
@@ -30,11 +31,18 @@ func (s *Server) stockNewPage(c *gin.Context) {
 // request number, so WeChat Pay creates one stock.
 func (s *Server) stockCreate(c *gin.Context) {
 	_ = c.Request.ParseForm()
+	textErrs := favorform.CheckText(c.Request.PostForm)
 	form := favorform.FormFromValues(c.Request.PostForm)
 	p := s.page(c, "home.create_stock")
 	props := templates.StockNewProps{Page: p, Form: form, FormToken: formTokenOr(c.PostForm("form_token")),
 		MchID: s.Stocks.Merchant(), TimeZone: s.Config.Timezone}
 	req, errs := form.Validate(s.Now(), s.loc, props.MchID)
+	if len(textErrs) > 0 { // not text: that is the problem to name
+		if errs == nil {
+			errs = favorform.Errors{}
+		}
+		maps.Copy(errs, textErrs)
+	}
 	if len(errs) > 0 {
 		props.Errors = errs.Localize(p.T)
 		s.render(c, http.StatusUnprocessableEntity, templates.StockNewPage(props))

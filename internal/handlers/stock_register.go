@@ -10,6 +10,7 @@ import (
 
 	"voucherconsole/internal/models"
 	"voucherconsole/internal/stocks"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/web/templates"
 )
 
@@ -58,6 +59,12 @@ func (s *Server) stockRegister(c *gin.Context) {
 	case models.KindProductCoupon, models.KindBusifavor, models.KindFavor:
 	default:
 		props.Errors["kind"] = p.T.T("stocks.err.kind")
+	}
+	// A value that is not text has no other problem worth naming.
+	checkLines(p.T, props.Errors, map[string]*string{"kind": &props.Kind, "product_coupon_id": &props.ProductCouponID,
+		"stock_id": &props.StockID, "name": &props.Name})
+	if textcheck.Text(props.StockBundleIDs, 0) != nil { // a text area: one ID a line
+		props.Errors["stock_bundle_id"], props.StockBundleIDs = p.T.T("input.bad_text"), textcheck.Clean(props.StockBundleIDs)
 	}
 	if strings.TrimSpace(f.StockID) == "" {
 		props.Errors["stock_id"] = p.T.T("form.required")

@@ -48,6 +48,15 @@ func (s *Server) stockList(c *gin.Context) {
 		Q: c.Query("q"), Kind: models.StockKind(c.Query("kind")), State: models.StockState(c.Query("state")), Limit: stocksPerPage,
 	}
 	q.After, _ = strconv.ParseInt(c.Query("after"), 10, 64)
+	errs := templates.FieldErrors{}
+	checkLines(p.T, errs, map[string]*string{"q": &q.Q})
+	if len(errs) > 0 {
+		s.render(c, http.StatusBadRequest, templates.StockListPage(templates.StockListProps{ // the box says why; no search ran
+			Page: p, Q: q.Q, Kind: string(q.Kind), State: string(q.State), Kinds: kindOptions(p.T), States: stateOptions(p.T),
+			CanCreate: s.allowed(currentUser(c), http.MethodGet, "/stocks/new"), QError: errs["q"],
+		}))
+		return
+	}
 	rows, next, err := s.Stocks.List(c.Request.Context(), q)
 	if err != nil {
 		s.serverError(c, err)

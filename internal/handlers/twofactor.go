@@ -34,9 +34,6 @@ const maxCodeInput = 32
 // second factor is sent to the code step instead of being signed in. It
 // reports whether it answered the request.
 func (s *Server) secondStep(c *gin.Context, u *models.User, next string) bool {
-	if s.TwoFactor == nil {
-		return false
-	}
 	enrolled, err := s.TwoFactor.Enrolled(c.Request.Context(), u.ID)
 	if err != nil {
 		s.serverError(c, err)

@@ -67,10 +67,6 @@ func num(n int64) string {
 // uploadFromPath loads the upload named by :id, answering 404 when there is
 // none.
 func (s *Server) uploadFromPath(c *gin.Context) (*uploads.Upload, bool) {
-	if s.Uploads == nil {
-		s.notFound(c)
-		return nil, false
-	}
 	return fromPath(s, c, s.Uploads.Get, uploads.ErrNotFound)
 }
 
@@ -120,9 +116,6 @@ func (s *Server) maxLenOf(st *models.Stock) int {
 // are not wired (tests of other handlers) or the stock takes no codes and
 // has none.
 func (s *Server) stockUploads(c *gin.Context, st *models.Stock) templ.Component {
-	if s.Uploads == nil {
-		return nil
-	}
 	list, err := s.Uploads.ListForStock(c.Request.Context(), st.ID, 50)
 	if err != nil {
 		s.log(c).Error("list stock uploads", "stock", st.ID, "err", err)

@@ -50,10 +50,6 @@ func (s *Server) uploadCreate(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if s.Uploads == nil {
-		s.notFound(c)
-		return
-	}
 	props := s.uploadNewProps(c, st)
 	t := props.Page.T
 	refuse := func(status int, msg string) {

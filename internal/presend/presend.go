@@ -26,6 +26,7 @@ import (
 	"voucherconsole/internal/audit"
 	"voucherconsole/internal/clock"
 	"voucherconsole/internal/models"
+	"voucherconsole/internal/textcheck"
 	"voucherconsole/internal/wxops"
 	"voucherconsole/internal/wxpay"
 )
@@ -154,6 +155,7 @@ const (
 	ProblemRequired = "required"
 	ProblemFormat   = "format"
 	ProblemTooLong  = "too_long"
+	ProblemText     = "text" // not text: invalid UTF-8, a control or bidi character (textcheck)
 )
 
 // Validate checks the input against document 004's field rules before any
@@ -163,6 +165,8 @@ func Validate(in Input) map[string]string {
 	errs := map[string]string{}
 	need := func(field, v string, pattern *regexp.Regexp) {
 		switch {
+		case textcheck.Line(v, 0) != nil:
+			errs[field] = ProblemText
 		case v == "":
 			errs[field] = ProblemRequired
 		case !pattern.MatchString(v):
@@ -173,7 +177,10 @@ func Validate(in Input) map[string]string {
 	need("stock_bundle_id", in.StockBundleID, idPattern)
 	need("appid", in.AppID, appIDPattern)
 	need("openid", in.OpenID, openIDPattern)
-	if utf8.RuneCountInString(in.Attach) > MaxAttach {
+	switch {
+	case textcheck.Line(in.Attach, 0) != nil:
+		errs["attach"] = ProblemText
+	case utf8.RuneCountInString(in.Attach) > MaxAttach:
 		errs["attach"] = ProblemTooLong
 	}
 	return errs

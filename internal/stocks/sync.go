@@ -20,13 +20,8 @@ const SystemActor = "system"
 // state change at WeChat Pay.
 const ActionSyncStateChange = "stock.sync_state_change"
 
-// Changeable reports whether a stock can still change at WeChat Pay: a
-// stopped or deactivated stock never sends again and its counts are final.
-func Changeable(st *models.Stock) bool {
-	return st.State != models.StateStopped && st.State != models.StateDeactivated
-}
-
-// SyncDue lists the stocks that can still change and that no sync has read
+// SyncDue lists the stocks that can still change (a stopped or deactivated
+// stock never sends again and its counts are final) and that no sync has read
 // within the last interval (their sync_next_at has passed), oldest read
 // first, at most limit.
 func (s *Service) SyncDue(ctx context.Context, now time.Time, limit int) ([]int64, error) {

@@ -96,9 +96,6 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
 }
 
-// Port is the port the cluster listens on.
-func (c *Cluster) Port() int { return c.port }
-
 // Start starts the server and waits until it accepts connections.
 func (c *Cluster) Start() {
 	c.t.Helper()
@@ -119,10 +116,6 @@ func (c *Cluster) CreateDatabase(name string) string {
 	c.run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres", name)
 	return c.URL(name)
 }
-
-// Bin is the path of one of the cluster's PostgreSQL programs (pg_dump,
-// pg_restore, psql …) of the same version as the server.
-func (c *Cluster) Bin(name string) string { return filepath.Join(c.bin, name) }
 
 func (c *Cluster) pgctl(args ...string) {
 	c.t.Helper()

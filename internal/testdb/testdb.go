@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -71,7 +72,11 @@ func Postgres(t testing.TB) *database.DB {
 	templateOnce.Do(func() {
 		templateName, templateErr = createTemplate()
 	})
-	if templateErr != nil {
+	var migrateErr *migrationError
+	switch {
+	case errors.As(templateErr, &migrateErr):
+		t.Fatalf("migrate postgres: %v", migrateErr.err) // the migrations are broken, not the server away
+	case templateErr != nil:
 		unavailable(t, templateErr)
 	}
 	return open(t, templateName)
@@ -178,12 +183,19 @@ func createTemplate() (string, error) {
 	db.Close()
 	if err != nil {
 		dropDatabase(name)
-		return "", err
+		return "", &migrationError{err}
 	}
 	// Templates outlive single tests; they are dropped by CleanupTemplates
 	// from TestMain, or left for the next run's sweep.
 	return name, nil
 }
+
+// migrationError is a template that the server made but the migrations
+// could not migrate: a failure of the code under test, never a reason to
+// skip.
+type migrationError struct{ err error }
+
+func (e *migrationError) Error() string { return "migrate template: " + e.err.Error() }
 
 // CleanupTemplate drops this binary's template database; call it from
 // TestMain after m.Run.

@@ -128,7 +128,7 @@ type Service struct {
 	// workers need the service).
 	Jobs Queue
 	WX   Uploader
-	// Stocks refreshes a stock's code counts after an upload; may be nil.
+	// Stocks refreshes a stock's code counts after an upload.
 	Stocks *stocks.Service
 	// Files keeps the uploaded files; nil keeps them in DataDir, on this
 	// instance only.

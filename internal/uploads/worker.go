@@ -644,9 +644,6 @@ func (s *Service) fail(ctx context.Context, id int64, owner string, cause error,
 
 // refreshStock reads the stock's code counts back from WeChat Pay.
 func (s *Service) refreshStock(ctx context.Context, u *Upload) {
-	if s.Stocks == nil {
-		return
-	}
 	if _, err := s.Stocks.Refresh(ctx, systemActor(u.ID), u.StockRef); err != nil {
 		s.log().Warn("refresh stock after upload", "upload", u.ID, "stock", u.StockRef, "err", err)
 	}

@@ -29,7 +29,7 @@ func TestConfigNeverPrintsKeys(t *testing.T) {
 		"%v":   fmt.Sprintf("%v", cfg),
 		"%+v":  fmt.Sprintf("%+v", cfg),
 		"%#v":  fmt.Sprintf("%#v", cfg),
-		"%s":   fmt.Sprintf("%s", cfg),
+		"%s":   fmt.Sprintf("%s", cfg), //lint:ignore S1025 the test is of what %s prints
 		"ptr":  fmt.Sprintf("%+v", &cfg),
 		"slog": logBuf.String(),
 	}

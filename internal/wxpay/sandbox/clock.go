@@ -19,7 +19,7 @@ type Clock struct {
 	offset time.Duration
 }
 
-// NewClock returns a manual clock that reads start until advanced or set.
+// NewClock returns a manual clock that reads start until advanced.
 func NewClock(start time.Time) *Clock {
 	return &Clock{manual: true, t: start}
 }
@@ -43,12 +43,4 @@ func (c *Clock) Advance(d time.Duration) {
 	} else {
 		c.offset += d
 	}
-}
-
-// Set makes the clock manual and stops it at t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.manual = true
-	c.t = t
 }

@@ -234,9 +234,6 @@ func (s *Sandbox) Close() error {
 	return nil
 }
 
-// Flush writes the state to StateDir now, rather than after the save delay.
-func (s *Sandbox) Flush() error { return s.flush() }
-
 // SetFaults replaces the faults injected from now on.
 func (s *Sandbox) SetFaults(f Faults) error {
 	if err := f.Validate(); err != nil {
@@ -253,17 +250,6 @@ func (s *Sandbox) Faults() Faults {
 	s.faultMu.RLock()
 	defer s.faultMu.RUnlock()
 	return s.faults
-}
-
-// SetRateLimit replaces Options.RateLimit.
-func (s *Sandbox) SetRateLimit(perSecond float64) error {
-	if perSecond < 0 {
-		return errors.New("negative rate limit")
-	}
-	s.rateMu.Lock()
-	s.rateLimit = perSecond
-	s.rateMu.Unlock()
-	return nil
 }
 
 // ErrFixedClock is returned by Advance when the sandbox runs on a clock it
